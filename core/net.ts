@@ -1,0 +1,94 @@
+/**
+ * The only I/O surface the core sees. Each runtime adapter (adapters/node.ts,
+ * adapters/deno.ts, adapters/bun.ts) implements these interfaces; the core never
+ * imports a runtime module.
+ */
+
+/** Where to listen or connect: TCP (IPv4, IPv6 or hostname) or a unix socket path. */
+export type Addr =
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
+  | { readonly kind: "unix"; readonly path: string; readonly mode?: number };
+
+/**
+ * One stream connection. The core assigns the `on*` handlers right after it
+ * receives the Conn (from `listen`'s callback or from `connect`).
+ */
+export interface Conn {
+  /** Queue bytes. Returns false once buffered bytes exceed the high-water mark: wait for onDrain. */
+  write(chunk: Uint8Array): boolean;
+  /** Stop delivering onData until resume() (backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Flush what is queued, then close our side. onClose follows. */
+  end(): void;
+  /** Close now, dropping queued bytes. onClose fires exactly once, whatever happened. */
+  destroy(err?: Error): void;
+  /** Bytes not yet handed to the kernel. */
+  readonly bufferedBytes: number;
+  /** "host:port" of the peer, or the unix path. */
+  readonly remote: string;
+
+  /** Fires once when an outgoing connection is established (never for accepted ones). */
+  onConnect: () => void;
+  /** A chunk read from the peer. The core may keep it: adapters hand out a fresh buffer each time. */
+  onData: (chunk: Uint8Array) => void;
+  /** The peer closed its write side (half-close). We may still write; call end() when done. */
+  onEnd: () => void;
+  /** The write queue fell below the high-water mark after write() returned false. */
+  onDrain: () => void;
+  /** Fires exactly once: after end(), destroy(), peer reset, connect failure or error. */
+  onClose: (err?: Error) => void;
+}
+
+/** A listening socket. */
+export interface Listener {
+  /** The bound address; for port 0 the kernel's chosen port. */
+  readonly addr: Addr;
+  /** Stop accepting; existing connections are untouched. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  backlog?: number;
+}
+
+export interface ConnectOptions {
+  /** Enable TCP keepalive on the socket. */
+  keepAlive?: boolean;
+  /** Destroy with an error when the connection is not established within this many ms. */
+  connectTimeoutMs?: number;
+}
+
+/** An HTTP handler in the Fetch API shape, as hono's `app.fetch`. */
+export type FetchHandler = (req: Request) => Response | Promise<Response>;
+
+/** A runtime's networking, as the core needs it. */
+export interface Net {
+  /** Name of the runtime: "node", "deno" or "bun". */
+  readonly runtime: string;
+  listen(addr: Addr, onConn: (conn: Conn) => void, opts?: ListenOptions): Promise<Listener>;
+  /** Returns at once; writes queue until the connection is open. */
+  connect(addr: Addr, opts?: ConnectOptions): Conn;
+  /** Serve HTTP (the admin API) on a TCP address. */
+  serveHttp(addr: Addr, handler: FetchHandler): Promise<Listener>;
+}
+
+/** Time, injected so unit tests can use a fake clock. */
+export interface Clock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+/** The real clock, built on the timers every runtime provides. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as number),
+};
+
+/** Text form of an address, as twemproxy prints it ("127.0.0.1:22121" or the unix path). */
+export function formatAddr(addr: Addr): string {
+  if (addr.kind === "unix") return addr.path;
+  return addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
