@@ -1,0 +1,91 @@
+/**
+ * The pool directives of nutcracker.yml, one table entry per key, as twemproxy's
+ * conf_commands table: each entry parses the written text and returns the value or
+ * twemproxy's error phrase. Hash and distribution names are checked against the very
+ * tables the proxy routes with, so adding a hash is one entry there and nothing here.
+ */
+import { HASHES } from "../hash/mod.ts";
+import { DISTRIBUTIONS } from "../dist/mod.ts";
+import { atoi, parseListen, parseServer } from "./addr.ts";
+import type { Parsed } from "./addr.ts";
+
+/** A directive whose value is one scalar, or a list of scalars (only `servers`). */
+export interface Directive {
+  readonly shape: "scalar" | "list";
+  readonly parse: (text: string) => Parsed<unknown>;
+}
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(phrase: string): Parsed<T> => ({ ok: false, phrase });
+
+/** conf_set_num: a non-negative integer. */
+function parseNum(text: string): Parsed<number> {
+  const n = atoi(text);
+  return n < 0 ? fail("is not a number") : ok(n);
+}
+
+/** conf_set_bool: exactly "true" or "false", nothing YAML would also call a boolean. */
+function parseBool(text: string): Parsed<boolean> {
+  if (text === "true") return ok(true);
+  if (text === "false") return ok(false);
+  return fail('is not "true" or "false"');
+}
+
+/** conf_set_string: any text; empty means "not set", as twemproxy treats a zero-length auth. */
+function parseString(text: string): Parsed<string | null> {
+  return ok(text.length === 0 ? null : text);
+}
+
+/** conf_set_hashtag: exactly two bytes, the opening and closing delimiters. */
+function parseHashTag(text: string): Parsed<string> {
+  const bytes = new TextEncoder().encode(text).length;
+  return bytes === 2 ? ok(text) : fail("is not a valid hash tag string with two characters");
+}
+
+/** A name that must be a key of `table` (HASHES, DISTRIBUTIONS). */
+function oneOf(table: object, phrase: string): (text: string) => Parsed<string> {
+  return (text) => (Object.hasOwn(table, text) ? ok(text) : fail(phrase));
+}
+
+const scalar = (parse: (text: string) => Parsed<unknown>): Directive => ({ shape: "scalar", parse });
+
+/** Every key a pool may have, in twemproxy 0.5.0's order. */
+export const DIRECTIVES: Readonly<Record<string, Directive>> = {
+  listen: scalar(parseListen),
+  hash: scalar(oneOf(HASHES, "is not a valid hash")),
+  hash_tag: scalar(parseHashTag),
+  distribution: scalar(oneOf(DISTRIBUTIONS, "is not a valid distribution")),
+  timeout: scalar(parseNum),
+  backlog: scalar(parseNum),
+  client_connections: scalar(parseNum),
+  redis: scalar(parseBool),
+  tcpkeepalive: scalar(parseBool),
+  redis_auth: scalar(parseString),
+  redis_db: scalar(parseNum),
+  preconnect: scalar(parseBool),
+  auto_eject_hosts: scalar(parseBool),
+  server_connections: scalar(parseNum),
+  server_retry_timeout: scalar(parseNum),
+  server_failure_limit: scalar(parseNum),
+  servers: { shape: "list", parse: parseServer },
+};
+
+/** twemproxy 0.5.0's value for each directive left out (listen and servers have none). */
+export const DEFAULTS = {
+  hash: "fnv1a_64",
+  hash_tag: null,
+  distribution: "ketama",
+  /** null: wait for a server reply forever. */
+  timeout: null,
+  backlog: 512,
+  client_connections: 0,
+  redis: false,
+  tcpkeepalive: false,
+  redis_auth: null,
+  redis_db: 0,
+  preconnect: false,
+  auto_eject_hosts: false,
+  server_connections: 1,
+  server_retry_timeout: 30000,
+  server_failure_limit: 2,
+} as const;

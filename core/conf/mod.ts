@@ -1,0 +1,9 @@
+/**
+ * Config loading, nutcracker-compatible: `loadConf(text, file)` turns nutcracker.yml
+ * text into a frozen Conf or throws a ConfError whose message names file, line, pool
+ * and key. Reading the file is the caller's job (the host), so this stays pure.
+ */
+export { ConfError, loadConf } from "./load.ts";
+export { DEFAULTS, DIRECTIVES } from "./directives.ts";
+export { atoi, parseListen, parseServer } from "./addr.ts";
+export type { Conf, PoolConf, ServerConf, ShardConf } from "./types.ts";

@@ -1,0 +1,100 @@
+/**
+ * Multi-key get/gets/gat/gats: one command per server, merged back in the client's
+ * key order with a single END, as twemproxy does. A failed fragment fails the whole
+ * request with that fragment's error.
+ */
+import type { McRequest } from "../memcache/request.ts";
+import { McCmd } from "../memcache/request.ts";
+import { isErrorReply, splitValues } from "../memcache/reply.ts";
+import type { Req } from "./req.ts";
+import type { SessionHost } from "./protocol.ts";
+
+const encoder = new TextEncoder();
+const END = encoder.encode("END\r\n");
+const VERBS: Record<number, Uint8Array> = {
+  [McCmd.Get]: encoder.encode("get"),
+  [McCmd.Gets]: encoder.encode("gets"),
+  [McCmd.Gat]: encoder.encode("gat"),
+  [McCmd.Gats]: encoder.encode("gats"),
+};
+
+export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, host: SessionHost): void {
+  const keys: Uint8Array[] = [];
+  for (let k = 0; k < parsed.keyCount; k++) keys.push(buf.subarray(parsed.keyStart[k], parsed.keyEnd[k]));
+  const groups = new Map<number, number[]>();
+  for (let k = 0; k < keys.length; k++) {
+    const server = host.serverIndexFor(buf, parsed.keyStart[k], parsed.keyEnd[k]);
+    const group = groups.get(server);
+    if (group === undefined) groups.set(server, [k]);
+    else group.push(k);
+  }
+  const exptime = parsed.cmd === McCmd.Gat || parsed.cmd === McCmd.Gats
+    ? buf.subarray(parsed.gatExptimeStart, parsed.gatExptimeEnd)
+    : null;
+  const parent = host.newReq(END);
+  parent.kind = parsed.cmd;
+  parent.merge = (p) => mergeValues(p, keys);
+  parent.frags = [];
+  parent.fragsLeft = groups.size;
+  host.enqueue(parent);
+  host.countFragments(groups.size);
+  for (const [server, group] of groups) {
+    const frag = host.newReq(encodeGet(VERBS[parsed.cmd], exptime, group.map((k) => keys[k])));
+    frag.kind = parsed.cmd;
+    frag.parent = parent;
+    frag.fragKeys = group;
+    parent.frags.push(frag);
+    host.sendTo(server, frag);
+  }
+}
+
+/** "<verb> [exptime] k1 k2 ...\r\n" */
+function encodeGet(verb: Uint8Array, exptime: Uint8Array | null, keys: Uint8Array[]): Uint8Array {
+  let size = verb.length + 2 + (exptime === null ? 0 : exptime.length + 1);
+  for (const key of keys) size += key.length + 1;
+  const out = new Uint8Array(size);
+  out.set(verb, 0);
+  let at = verb.length;
+  for (const word of exptime === null ? keys : [exptime, ...keys]) {
+    out[at++] = 0x20;
+    out.set(word, at);
+    at += word.length;
+  }
+  out[at++] = 0x0d;
+  out[at] = 0x0a;
+  return out;
+}
+
+function mergeValues(parent: Req, keys: Uint8Array[]): Uint8Array {
+  const values: (Uint8Array | undefined)[] = new Array(keys.length);
+  for (const frag of parent.frags!) {
+    const reply = frag.reply;
+    if (reply === null || isErrorReply(reply)) return reply ?? END;
+    let next = 0;
+    const items = splitValues(reply);
+    for (const k of frag.fragKeys!) {
+      if (next < items.length && sameBytes(items[next].key, keys[k])) values[k] = items[next++].bytes;
+    }
+  }
+  return joinValues(values);
+}
+
+function joinValues(values: (Uint8Array | undefined)[]): Uint8Array {
+  let size = END.length;
+  for (const value of values) size += value?.length ?? 0;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const value of values) {
+    if (value === undefined) continue;
+    out.set(value, at);
+    at += value.length;
+  }
+  out.set(END, at);
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,61 @@
+/**
+ * What the engine needs from a wire protocol (Redis or memcached). The engine moves
+ * bytes and keeps order; a Protocol decides what a request means and how to answer.
+ */
+import type { Req } from "./req.ts";
+import type { PoolConf } from "../conf/types.ts";
+
+/** Finds where each server reply ends; resumable across chunks. */
+export interface ReplyScanner {
+  /** Offset past the reply's end, NEED_MORE (-1, continue with the next chunk at 0) or PARSE_ERROR (-2). */
+  scan(buf: Uint8Array, pos: number, kind: number): number;
+  error: string;
+  reset(): void;
+}
+
+/** The engine's services, as seen by a protocol session while it parses a client's bytes. */
+export interface SessionHost {
+  /** Answer locally, in order with the forwarded requests. */
+  replyLocal(bytes: Uint8Array | null): Req;
+  /** Route `req` by the key bytes buf[start, end) and send it; answers an error if no server is available. */
+  forward(req: Req, buf: Uint8Array, start: number, end: number): void;
+  /** Put a request in the client's reply order without sending it (a fragmented parent). */
+  enqueue(req: Req): void;
+  /** Index of the server (in config order) that owns a key, or -1 when none is available. */
+  serverIndexFor(buf: Uint8Array, start: number, end: number): number;
+  /** Send a fragment to the server with that index. */
+  sendTo(index: number, frag: Req): void;
+  /** Close the client once every queued reply has been written (QUIT). */
+  closeAfterReplies(): void;
+  /** Create a request owned by this client. */
+  newReq(bytes: Uint8Array): Req;
+  readonly pool: PoolConf;
+  /** Count one fragment in the pool's stats. */
+  countFragments(n: number): void;
+}
+
+/** Per-client protocol state: parses requests and turns each into engine calls. */
+export interface Session {
+  /**
+   * Handle one request at buf[pos..]. Returns the offset past it, NEED_MORE (-1), or
+   * CLOSE (-3) when the stream cannot be resynchronised (an error was already queued).
+   */
+  handle(buf: Uint8Array, pos: number, host: SessionHost): number;
+  /** After NEED_MORE: bytes needed from `pos` before parsing can progress (0 = unknown). */
+  readonly need: number;
+}
+
+export const NEED_MORE = -1;
+export const CLOSE = -3;
+
+export interface Protocol {
+  readonly name: "redis" | "memcache";
+  newSession(pool: PoolConf): Session;
+  newScanner(): ReplyScanner;
+  /** The reply a client gets when its request fails with `message` ("Connection refused"). */
+  errorReply(message: string): Uint8Array;
+  /** Requests every new server connection sends first (AUTH, SELECT), with their expected kind. */
+  preamble(pool: PoolConf): Uint8Array[];
+  /** True when a reply is a protocol-level error (counts toward nothing, but preamble checks use it). */
+  isErrorReply(reply: Uint8Array): boolean;
+}

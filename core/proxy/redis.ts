@@ -1,0 +1,116 @@
+/**
+ * The Redis protocol for the engine: a per-client session that parses requests,
+ * answers the proxy's own commands, forwards single-key commands as their original
+ * bytes, and splits multi-key commands per server (see redis_frag.ts).
+ */
+import type { PoolConf } from "../conf/types.ts";
+import { NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest, RequestSlots, inlineArgs } from "../redis/request.ts";
+import { encodeCommand, errorReply, isError, ReplyScanner } from "../redis/reply.ts";
+import { Kind, lookupCommand, type CommandSpec } from "../redis/commands.ts";
+import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from "./protocol.ts";
+import { LOCAL_COMMANDS } from "./redis_local.ts";
+import { fragmentMultiKey } from "./redis_frag.ts";
+import { argBytes, argInt } from "./redis_args.ts";
+
+const encoder = new TextEncoder();
+
+export class RedisSession implements Session {
+  need = 0;
+  /** True once AUTH succeeded, or when the pool has no redis_auth. */
+  authed: boolean;
+  readonly slots = new RequestSlots();
+  readonly pool: PoolConf;
+
+  constructor(pool: PoolConf) {
+    this.pool = pool;
+    this.authed = pool.redisAuth === null;
+  }
+
+  handle(buf: Uint8Array, pos: number, host: SessionHost): number {
+    const slots = this.slots;
+    const end = parseRequest(buf, pos, slots);
+    if (end === PARSE_NEED_MORE) {
+      this.need = slots.need;
+      return NEED_MORE;
+    }
+    if (end === PARSE_ERROR) {
+      host.replyLocal(errorReply(slots.error));
+      return slots.resync < 0 ? CLOSE : slots.resync;
+    }
+    if (slots.argc === 0) return end;
+    if (slots.inline) this.handleInline(buf, pos, end, host);
+    else this.dispatch(buf, pos, end, host);
+    return end;
+  }
+
+  /** Inline commands ("get foo" typed in telnet) become multibulk, then take the normal path. */
+  private handleInline(buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
+    const encoded = encodeCommand(inlineArgs(buf, pos, end));
+    const parsed = parseRequest(encoded, 0, this.slots);
+    if (parsed !== encoded.length) {
+      host.replyLocal(errorReply("ERR Protocol error: bad inline request"));
+      return;
+    }
+    this.dispatch(encoded, 0, encoded.length, host);
+  }
+
+  private dispatch(buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
+    const slots = this.slots;
+    const spec = lookupCommand(buf, slots.argStart[0], slots.argEnd[0]);
+    if (spec === undefined) return void host.replyLocal(commandError("unknown command", buf, slots));
+    if (!arityOk(spec, slots.argc)) return void host.replyLocal(arityError(spec));
+    if (!this.authed && spec.name !== "auth" && spec.name !== "quit") {
+      return void host.replyLocal(NOAUTH);
+    }
+    if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
+    if (spec.kind === Kind.Unsupported) return void host.replyLocal(unsupportedError(spec));
+    if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, host)) return;
+    this.forwardByKey(spec, buf, pos, end, host);
+  }
+
+  private forwardByKey(spec: CommandSpec, buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
+    const slots = this.slots;
+    let keyArg = spec.firstKey;
+    if (spec.eval === true) {
+      if (argInt(buf, slots, 2) < 1) return void host.replyLocal(EVAL_NO_KEYS);
+      keyArg = 3;
+    }
+    const req = host.newReq(buf.subarray(pos, end));
+    req.command = spec.name;
+    host.forward(req, buf, slots.argStart[keyArg], slots.argEnd[keyArg]);
+  }
+}
+
+function arityOk(spec: CommandSpec, argc: number): boolean {
+  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
+}
+
+function arityError(spec: CommandSpec): Uint8Array {
+  return errorReply(`ERR wrong number of arguments for '${spec.name}' command`);
+}
+
+function unsupportedError(spec: CommandSpec): Uint8Array {
+  return errorReply(`ERR command '${spec.name}' is not supported by twemproxy-ts`);
+}
+
+function commandError(what: string, buf: Uint8Array, slots: RequestSlots): Uint8Array {
+  const name = new TextDecoder().decode(argBytes(buf, slots, 0)).slice(0, 128);
+  return errorReply(`ERR ${what} '${name}'`);
+}
+
+const NOAUTH = errorReply("NOAUTH Authentication required.");
+const EVAL_NO_KEYS = errorReply("ERR EVAL/EVALSHA with no keys cannot be routed by the proxy");
+
+export const redisProtocol: Protocol = {
+  name: "redis",
+  newSession: (pool) => new RedisSession(pool),
+  newScanner: () => new ReplyScanner(),
+  errorReply: (message) => errorReply(`ERR ${message}`),
+  preamble(pool) {
+    const out: Uint8Array[] = [];
+    if (pool.redisAuth !== null) out.push(encodeCommand([encoder.encode("AUTH"), encoder.encode(pool.redisAuth)]));
+    if (pool.redisDb !== 0) out.push(encodeCommand([encoder.encode("SELECT"), encoder.encode(String(pool.redisDb))]));
+    return out;
+  },
+  isErrorReply: (reply) => isError(reply),
+};

@@ -1,0 +1,159 @@
+/**
+ * Multi-key Redis commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH): split into one
+ * command per server and merged back as twemproxy does — MGET values in key order,
+ * counts summed, MSET OK only if every part is OK, otherwise the first error.
+ */
+import type { RequestSlots } from "../redis/request.ts";
+import { arrayElements, errorReply, integerReply, isError, isOk, readInteger } from "../redis/reply.ts";
+import type { CommandSpec } from "../redis/commands.ts";
+import type { Req } from "./req.ts";
+import type { SessionHost } from "./protocol.ts";
+
+type Merger = (parent: Req) => Uint8Array;
+
+/**
+ * Sends one fragment per server for a multi-key command. Returns false when the
+ * command has a single key (then it is forwarded unchanged, as twemproxy does).
+ */
+export function fragmentMultiKey(spec: CommandSpec, buf: Uint8Array, slots: RequestSlots, host: SessionHost): boolean {
+  const step = spec.keyStep ?? 1;
+  const keyCount = (slots.argc - 1) / step;
+  if (keyCount <= 1) return false;
+  const groups = groupKeysByServer(buf, slots, step, keyCount, host);
+  const parent = host.newReq(EMPTY);
+  parent.command = spec.name;
+  parent.merge = spec.name === "mget" ? mergeMget : spec.name === "mset" ? mergeMset : mergeSum;
+  parent.frags = [];
+  host.enqueue(parent);
+  parent.fragsLeft = groups.size;
+  host.countFragments(groups.size);
+  for (const [server, keys] of groups) {
+    const frag = host.newReq(encodeFragment(buf, slots, step, keys));
+    frag.command = spec.name;
+    frag.parent = parent;
+    frag.fragKeys = keys;
+    parent.frags.push(frag);
+    host.sendTo(server, frag);
+  }
+  return true;
+}
+
+/** Map server index -> key numbers (0-based, in request order). */
+function groupKeysByServer(
+  buf: Uint8Array, slots: RequestSlots, step: number, keyCount: number, host: SessionHost,
+): Map<number, number[]> {
+  const groups = new Map<number, number[]>();
+  for (let k = 0; k < keyCount; k++) {
+    const arg = 1 + k * step;
+    const server = host.serverIndexFor(buf, slots.argStart[arg], slots.argEnd[arg]);
+    const keys = groups.get(server);
+    if (keys === undefined) groups.set(server, [k]);
+    else keys.push(k);
+  }
+  return groups;
+}
+
+/** "*N" + the command name + each key's args, copied from the client's buffer. */
+function encodeFragment(buf: Uint8Array, slots: RequestSlots, step: number, keys: number[]): Uint8Array {
+  const args: number[] = [0];
+  for (const k of keys) for (let j = 0; j < step; j++) args.push(1 + k * step + j);
+  let size = headerSize(args.length);
+  for (const i of args) size += bulkSize(slots.argEnd[i] - slots.argStart[i]);
+  const out = new Uint8Array(size);
+  let at = writeHeader(out, 0, 0x2a, args.length);
+  for (const i of args) {
+    const start = slots.argStart[i];
+    const end = slots.argEnd[i];
+    at = writeHeader(out, at, 0x24, end - start);
+    out.set(buf.subarray(start, end), at);
+    at += end - start;
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+  }
+  return out;
+}
+
+function digits(n: number): number {
+  let count = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    count++;
+  }
+  return count;
+}
+
+function headerSize(n: number): number {
+  return 1 + digits(n) + 2;
+}
+
+function bulkSize(length: number): number {
+  return headerSize(length) + length + 2;
+}
+
+function writeHeader(out: Uint8Array, at: number, type: number, n: number): number {
+  out[at++] = type;
+  const len = digits(n);
+  for (let i = len - 1; i >= 0; i--) {
+    out[at + i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  at += len;
+  out[at++] = 0x0d;
+  out[at++] = 0x0a;
+  return at;
+}
+
+function firstError(parent: Req): Uint8Array | null {
+  for (const frag of parent.frags!) {
+    if (frag.reply === null || isError(frag.reply)) return frag.reply ?? BAD_FRAGMENT;
+  }
+  return null;
+}
+
+const mergeMget: Merger = (parent) => {
+  const error = firstError(parent);
+  if (error !== null) return error;
+  const values: Uint8Array[] = [];
+  for (const frag of parent.frags!) {
+    const elements = arrayElements(frag.reply!);
+    if (elements === null || elements.length !== frag.fragKeys!.length) return BAD_FRAGMENT;
+    frag.fragKeys!.forEach((k, i) => values[k] = elements[i]);
+  }
+  return joinArray(values);
+};
+
+const mergeSum: Merger = (parent) => {
+  const error = firstError(parent);
+  if (error !== null) return error;
+  let total = 0;
+  for (const frag of parent.frags!) {
+    const n = readInteger(frag.reply!);
+    if (n === null) return BAD_FRAGMENT;
+    total += n;
+  }
+  return integerReply(total);
+};
+
+const mergeMset: Merger = (parent) => {
+  for (const frag of parent.frags!) {
+    if (frag.reply === null || !isOk(frag.reply)) return frag.reply ?? BAD_FRAGMENT;
+  }
+  return parent.frags![0].reply!;
+};
+
+function joinArray(values: Uint8Array[]): Uint8Array {
+  const header = new TextEncoder().encode(`*${values.length}\r\n`);
+  let size = header.length;
+  for (const value of values) size += value.length;
+  const out = new Uint8Array(size);
+  out.set(header, 0);
+  let at = header.length;
+  for (const value of values) {
+    out.set(value, at);
+    at += value.length;
+  }
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+const BAD_FRAGMENT = errorReply("ERR unexpected reply from a server for a fragment");

@@ -1,0 +1,69 @@
+/**
+ * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, and enough of
+ * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy.
+ */
+import { bulkReply, errorReply } from "../redis/reply.ts";
+import type { SessionHost } from "./protocol.ts";
+import type { RedisSession } from "./redis.ts";
+import { argBytes, argEquals, argIsSecret } from "./redis_args.ts";
+
+type LocalHandler = (session: RedisSession, buf: Uint8Array, host: SessionHost) => void;
+
+const encoder = new TextEncoder();
+const OK = encoder.encode("+OK\r\n");
+const PONG = encoder.encode("+PONG\r\n");
+const EMPTY_ARRAY = encoder.encode("*0\r\n");
+const ZERO = encoder.encode(":0\r\n");
+
+export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
+  ping(session, buf, host) {
+    const slots = session.slots;
+    host.replyLocal(slots.argc === 1 ? PONG : bulkReply(argBytes(buf, slots, 1)));
+  },
+  echo(session, buf, host) {
+    host.replyLocal(bulkReply(argBytes(buf, session.slots, 1)));
+  },
+  quit(_session, _buf, host) {
+    host.replyLocal(OK);
+    host.closeAfterReplies();
+  },
+  auth(session, buf, host) {
+    const password = session.pool.redisAuth;
+    if (password === null) return void host.replyLocal(AUTH_NOT_SET);
+    const slots = session.slots;
+    // AUTH <password> or AUTH default <password> (Redis 6 form).
+    const userOk = slots.argc === 2 || argEquals(buf, slots, 1, "default");
+    const ok = userOk && argIsSecret(buf, slots, slots.argc - 1, encoder.encode(password));
+    session.authed = ok;
+    host.replyLocal(ok ? OK : INVALID_PASSWORD);
+  },
+  select(session, buf, host) {
+    const db = argBytes(buf, session.slots, 1);
+    host.replyLocal(db.length === 1 && db[0] === 0x30 ? OK : SELECT_ONLY_ZERO);
+  },
+  command(session, buf, host) {
+    const count = session.slots.argc > 1 && argEquals(buf, session.slots, 1, "count");
+    host.replyLocal(count ? ZERO : EMPTY_ARRAY);
+  },
+  config(session, buf, host) {
+    const slots = session.slots;
+    if (!argEquals(buf, slots, 1, "get") || slots.argc !== 3) return void host.replyLocal(CONFIG_ONLY_GET);
+    host.replyLocal(configGetReply(argBytes(buf, slots, 2)));
+  },
+};
+
+/** CONFIG GET answers the parameter with an empty value, which tools read as "unset". */
+function configGetReply(param: Uint8Array): Uint8Array {
+  const head = encoder.encode(`*2\r\n$${param.length}\r\n`);
+  const tail = encoder.encode("\r\n$0\r\n\r\n");
+  const out = new Uint8Array(head.length + param.length + tail.length);
+  out.set(head, 0);
+  out.set(param, head.length);
+  out.set(tail, head.length + param.length);
+  return out;
+}
+
+const AUTH_NOT_SET = errorReply("ERR Client sent AUTH, but no password is set");
+const INVALID_PASSWORD = errorReply("ERR invalid password");
+const SELECT_ONLY_ZERO = errorReply("ERR SELECT is not allowed through the proxy: only db 0 is available");
+const CONFIG_ONLY_GET = errorReply("ERR only CONFIG GET <parameter> is supported by the proxy");

@@ -1,0 +1,60 @@
+/**
+ * A request in flight. The client keeps its requests in arrival order and writes
+ * each reply only when every earlier request is answered; a multi-key request
+ * owns fragments, each sent to one server and merged when the last one returns.
+ */
+
+/** What receives a finished request: the client that sent it, or the server conn for its own preamble. */
+export interface ReqOwner {
+  reqDone(req: Req): void;
+}
+
+/** Builds a parent's reply from its answered fragments. */
+export type MergeFn = (parent: Req) => Uint8Array;
+
+/** Decides, from the server's reply, whether the client sees it (memcached noreply / meta quiet). */
+export type ReplyFilter = (reply: Uint8Array) => boolean;
+
+export class Req {
+  owner: ReqOwner | null;
+  /** Bytes to send to the server (the client's original bytes when unchanged). */
+  bytes: Uint8Array;
+  /** The reply for the client; null with done=true means "send nothing". */
+  reply: Uint8Array | null = null;
+  done = false;
+  /** Protocol-specific reply shape, used by the memcached reply scanner. */
+  kind = 0;
+  /** Lower-case command name, for per-command metrics. */
+  command = "";
+  /** When it was handed to a server connection (clock ms), for timeouts and latency. */
+  sentAt = 0;
+  filter: ReplyFilter | null = null;
+
+  parent: Req | null = null;
+  frags: Req[] | null = null;
+  fragsLeft = 0;
+  merge: MergeFn | null = null;
+  /** Keys this fragment carries, in the parent's key order (memcached multi-get merge). */
+  fragKeys: number[] | null = null;
+
+  constructor(owner: ReqOwner | null, bytes: Uint8Array) {
+    this.owner = owner;
+    this.bytes = bytes;
+  }
+
+  /** Record the answer and tell whoever waits for it. */
+  finish(reply: Uint8Array | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.reply = this.filter !== null && reply !== null && !this.filter(reply) ? null : reply;
+    const parent = this.parent;
+    if (parent !== null) return fragmentDone(parent);
+    if (this.owner !== null) this.owner.reqDone(this);
+  }
+}
+
+function fragmentDone(parent: Req): void {
+  parent.fragsLeft--;
+  if (parent.fragsLeft > 0) return;
+  parent.finish(parent.merge!(parent));
+}

@@ -1,0 +1,269 @@
+/**
+ * A backend server and its connections. Each connection keeps the requests it sent
+ * in order and matches every reply to the oldest one; a close, error or timeout
+ * fails everything still outstanding on that connection, so a late reply can never
+ * reach the wrong request.
+ */
+import type { Clock, Conn, Net } from "../net.ts";
+import type { ServerConf } from "../conf/types.ts";
+import { ServerCounters } from "../stats/counters.ts";
+import type { Logger } from "../log.ts";
+import { Fifo } from "./fifo.ts";
+import { type Flushable, type Flusher, joinChunks } from "./flusher.ts";
+import { Req, type ReqOwner } from "./req.ts";
+import type { Protocol, ReplyScanner } from "./protocol.ts";
+
+/** Everything a server needs from its pool. */
+export interface ServerEnv {
+  readonly net: Net;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly flusher: Flusher;
+  readonly protocol: Protocol;
+  readonly timeout: number | null;
+  readonly keepAlive: boolean;
+  readonly preamble: Uint8Array[];
+  /** A request failed at the transport level (refused, reset, timed out). */
+  onFailure(server: Server): void;
+  /** A reply arrived: the server is healthy. */
+  onSuccess(server: Server): void;
+  /** Observe one answered request (latency and sizes, for metrics). */
+  observe(server: Server, req: Req, reply: Uint8Array): void;
+}
+
+export class Server {
+  readonly conf: ServerConf;
+  readonly index: number;
+  readonly stats = new ServerCounters();
+  readonly conns: ServerConn[] = [];
+  /** Consecutive transport failures (reset by any reply). */
+  failures = 0;
+  /** Clock ms until which the server is ejected; 0 = live. */
+  ejectedUntil = 0;
+
+  constructor(conf: ServerConf, index: number, connections: number, env: ServerEnv) {
+    this.conf = conf;
+    this.index = index;
+    for (let i = 0; i < connections; i++) this.conns.push(new ServerConn(this, env));
+  }
+
+  /** The connection for a client: clients are spread over connections but each stays on one (read-your-writes). */
+  connFor(clientId: number): ServerConn {
+    return this.conns[clientId % this.conns.length];
+  }
+
+  /** Open every connection now (preconnect). */
+  connectAll(): void {
+    for (const conn of this.conns) conn.ensureConnected();
+  }
+
+  close(): void {
+    for (const conn of this.conns) conn.close("Connection closed by proxy");
+  }
+}
+
+/** One TCP/unix connection to a server. */
+export class ServerConn implements Flushable, ReqOwner {
+  dirty = false;
+  private conn: Conn | null = null;
+  private readonly sent = new Fifo<Req>();
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private readonly scanner: ReplyScanner;
+  private partial: Uint8Array[] = [];
+  private timer: unknown = null;
+  private readonly server: Server;
+  private readonly env: ServerEnv;
+
+  constructor(server: Server, env: ServerEnv) {
+    this.server = server;
+    this.env = env;
+    this.scanner = env.protocol.newScanner();
+  }
+
+  /** Number of requests sent and not yet answered. */
+  get outstanding(): number {
+    return this.sent.length;
+  }
+
+  /** Queue a request; it is written with everything else queued in this tick. */
+  send(req: Req): void {
+    this.ensureConnected();
+    req.sentAt = this.env.clock.now();
+    this.sent.push(req);
+    this.queueBytes(req.bytes);
+    const stats = this.server.stats;
+    stats.requests++;
+    stats.request_bytes += req.bytes.length;
+    stats.out_queue++;
+    stats.out_queue_bytes += req.bytes.length;
+    if (this.timer === null) this.armTimer(this.env.timeout);
+  }
+
+  ensureConnected(): void {
+    if (this.conn !== null) return;
+    const env = this.env;
+    const conn = env.net.connect(this.server.conf.addr, {
+      keepAlive: env.keepAlive,
+      connectTimeoutMs: env.timeout ?? undefined,
+    });
+    this.conn = conn;
+    this.server.stats.server_connections++;
+    conn.onConnect = () => env.log.log(6, `connected to server ${this.server.conf.id}`);
+    conn.onData = (chunk) => this.onData(chunk);
+    conn.onEnd = () => conn.destroy(new Error("Connection reset by peer"));
+    conn.onDrain = () => {};
+    conn.onClose = (err) => this.onClose(conn, err);
+    for (const bytes of env.preamble) this.sendInternal(bytes);
+  }
+
+  flush(): void {
+    if (this.conn === null || this.out.length === 0) return;
+    const chunks = joinChunks(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    for (const chunk of chunks) this.conn.write(chunk);
+  }
+
+  /** Close the connection, failing what is outstanding with `reason`. */
+  close(reason: string): void {
+    this.conn?.destroy(new Error(reason));
+  }
+
+  /** Preamble replies (AUTH, SELECT) land here. */
+  reqDone(req: Req): void {
+    const reply = req.reply;
+    if (reply === null || !this.env.protocol.isErrorReply(reply)) return;
+    const text = new TextDecoder().decode(reply).trim();
+    this.env.log.error(`server ${this.server.conf.id} rejected connection setup: ${text}`);
+    this.close("Connection setup rejected");
+  }
+
+  private sendInternal(bytes: Uint8Array): void {
+    const req = new Req(this, bytes);
+    req.sentAt = this.env.clock.now();
+    this.sent.push(req);
+    this.queueBytes(bytes);
+  }
+
+  private queueBytes(bytes: Uint8Array): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    this.env.flusher.mark(this);
+  }
+
+  private onData(chunk: Uint8Array): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const head = this.sent.peek();
+      if (head === undefined) return this.protocolError("unexpected reply with no request outstanding");
+      const end = this.scanner.scan(chunk, pos, head.kind);
+      if (end === -1) {
+        this.partial.push(pos === 0 ? chunk : chunk.subarray(pos));
+        return;
+      }
+      if (end < 0) return this.protocolError(this.scanner.error);
+      this.deliver(this.takeReply(chunk, pos, end));
+      pos = end;
+    }
+  }
+
+  private takeReply(chunk: Uint8Array, pos: number, end: number): Uint8Array {
+    const tail = chunk.subarray(pos, end);
+    if (this.partial.length === 0) return tail;
+    this.partial.push(tail);
+    const reply = concat(this.partial);
+    this.partial = [];
+    return reply;
+  }
+
+  private deliver(reply: Uint8Array): void {
+    const req = this.sent.shift()!;
+    const stats = this.server.stats;
+    if (req.owner !== this) {
+      stats.responses++;
+      stats.response_bytes += reply.length;
+      stats.out_queue--;
+      stats.out_queue_bytes -= req.bytes.length;
+      this.env.observe(this.server, req, reply);
+    }
+    if (this.server.failures !== 0) this.env.onSuccess(this.server);
+    req.finish(reply);
+    if (this.sent.length === 0) this.disarmTimer();
+  }
+
+  private protocolError(message: string): void {
+    this.env.log.error(`server ${this.server.conf.id}: bad reply: ${message}`);
+    this.server.stats.server_err++;
+    this.close("Protocol error");
+  }
+
+  private onClose(conn: Conn, err?: Error): void {
+    if (this.conn !== conn) return;
+    this.conn = null;
+    this.disarmTimer();
+    this.scanner.reset();
+    this.partial = [];
+    this.out = [];
+    this.outBytes = 0;
+    const stats = this.server.stats;
+    stats.server_connections--;
+    if (err === undefined) stats.server_eof++;
+    else stats.server_err++;
+    const reason = err?.message ?? "Connection reset by peer";
+    this.failOutstanding(reason);
+  }
+
+  private failOutstanding(reason: string): void {
+    const pending = this.sent.drain();
+    const stats = this.server.stats;
+    const hadClientRequests = pending.some((req) => req.owner !== this);
+    if (pending.length > 0 || reason !== "Connection closed by proxy") {
+      this.env.log.log(hadClientRequests ? 4 : 6, `server ${this.server.conf.id} closed: ${reason}`);
+    }
+    const reply = this.env.protocol.errorReply(reason);
+    for (const req of pending) {
+      if (req.owner !== this) {
+        stats.out_queue--;
+        stats.out_queue_bytes -= req.bytes.length;
+      }
+      req.finish(reply);
+    }
+    if (hadClientRequests || reason !== "Connection closed by proxy") this.env.onFailure(this.server);
+  }
+
+  private armTimer(ms: number | null): void {
+    if (ms === null) return;
+    this.timer = this.env.clock.setTimer(() => this.onTimer(), ms);
+  }
+
+  private disarmTimer(): void {
+    if (this.timer === null) return;
+    this.env.clock.clearTimer(this.timer);
+    this.timer = null;
+  }
+
+  /** One timer per connection, checked against the oldest request rather than re-armed per reply. */
+  private onTimer(): void {
+    this.timer = null;
+    const head = this.sent.peek();
+    const timeout = this.env.timeout;
+    if (head === undefined || timeout === null) return;
+    const left = head.sentAt + timeout - this.env.clock.now();
+    if (left > 0) return this.armTimer(left);
+    this.server.stats.server_timedout++;
+    this.close("Connection timed out");
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

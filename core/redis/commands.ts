@@ -1,0 +1,247 @@
+/**
+ * The Redis command table: for every command the proxy knows, how it is handled
+ * (forwarded by key, split across servers, answered locally, or refused), its arity
+ * and where its routing key is. Grouped by argument shape, as twemproxy's nc_redis.c
+ * groups them; arities are Redis's (COMMAND INFO), so the proxy rejects exactly what
+ * Redis would. Lookup is by the raw bytes of argv[0], case-insensitive, no strings.
+ */
+
+import { latin1Bytes, latin1String } from "../bytes.ts";
+import { errorReply } from "./encode.ts";
+
+/** How the proxy handles a command. */
+export const Kind = {
+  /** Sent whole to the server that owns argv[firstKey] (keyless when firstKey is 0 or >= argc). */
+  Forward: 0,
+  /** Keys spread over servers: split per server, then merge the replies (MGET, MSET, DEL...). */
+  MultiKey: 1,
+  /** Answered by the proxy itself (PING, QUIT, AUTH, SELECT, ECHO, COMMAND, CONFIG). */
+  Local: 2,
+  /** Known to Redis but refused by the proxy (no sensible meaning across shards). */
+  Unsupported: 3,
+} as const;
+
+/** One command table entry. */
+export interface CommandSpec {
+  /** Lower-case canonical name. */
+  name: string;
+  /** Kind.* */
+  kind: number;
+  /** Redis arity: positive = exact argc (name included), negative = at least -arity. */
+  arity: number;
+  /** Index of the argument routed on; 0 if the command has no key. */
+  firstKey: number;
+  /** MultiKey: 1 when every argument after the name is a key, 2 for key/value pairs (MSET). */
+  keyStep?: number;
+  /** EVAL-like: argv[2] is numkeys; the routing key argv[3] exists only when numkeys > 0. */
+  eval?: boolean;
+}
+
+type Group = readonly (readonly [arity: number, names: string])[];
+
+/** Single-key commands: the key is argv[1]. */
+const SINGLE_KEY: Group = [
+  [2, "dump persist pttl ttl type expiretime pexpiretime decr get getdel incr strlen hgetall hkeys hlen hvals llen scard smembers zcard xlen"],
+  [3, "move append decrby getbit getset incrby incrbyfloat setnx hexists hget hstrlen lindex sismember zscore"],
+  [4, "getrange psetex setbit setex setrange substr hincrby hincrbyfloat hsetnx lrange lrem lset ltrim zcount zincrby zlexcount zremrangebylex zremrangebyrank zremrangebyscore"],
+  [5, "linsert"],
+  [-2, "sort sort_ro bitcount bitfield bitfield_ro getex hrandfield lpop rpop spop srandmember pfadd zpopmax zpopmin zrandmember geohash geopos"],
+  // zrank/zrevrank: 3 in Redis 7.0, -3 since 7.2 (WITHSCORE); the lenient one is used.
+  [-3, "expire expireat pexpire pexpireat bitpos set hdel hmget hscan lpos lpush lpushx rpush rpushx sadd srem smismember sscan zrem zmscore zscan zrank zrevrank xdel xpending xsetid"],
+  [-4, "restore hset hmset zadd zrange zrangebylex zrangebyscore zrevrange zrevrangebylex zrevrangebyscore geodist xack xrange xrevrange xtrim"],
+  [-5, "geoadd georadiusbymember georadiusbymember_ro xadd"],
+  [-6, "georadius georadius_ro xautoclaim xclaim"],
+  [-7, "geosearch"],
+];
+
+/**
+ * Commands naming several keys that are routed, like twemproxy does, by the first
+ * one (argv[1]): correct only when all their keys live on one server (hash tags).
+ */
+const FIRST_OF_SEVERAL: Group = [
+  [3, "rpoplpush"],
+  [4, "smove"],
+  [5, "lmove"],
+  [-2, "sdiff sinter sunion pfcount pfmerge"],
+  [-3, "copy lcs sdiffstore sinterstore sunionstore"],
+  [-4, "zdiffstore zinterstore zunionstore"],
+  [-5, "zrangestore"],
+  [-8, "geosearchstore"],
+];
+
+/**
+ * Commands whose first key is argv[2]: after numkeys (zdiff, zinter, zunion,
+ * sintercard, zintercard, lmpop, zmpop) or after a subcommand (object, xinfo, xgroup).
+ * twemproxy routes zdiff/zinter/zunion by argv[1], the numkeys digits; routing by the
+ * first real key is what makes hash-tagged keys work, so this table does that.
+ */
+const SECOND_ARG_KEY: Group = [
+  [-2, "object xinfo xgroup"],
+  [-3, "zdiff zinter zunion sintercard zintercard"],
+  [-4, "lmpop zmpop"],
+];
+
+/** Scripts: "EVAL script numkeys key...": routed by argv[3] when numkeys > 0. */
+const EVAL_LIKE: Group = [[-3, "eval evalsha eval_ro evalsha_ro fcall fcall_ro"]];
+
+/** Keyless commands forwarded to any server (twemproxy has lolwut too). */
+const KEYLESS: Group = [[-1, "lolwut"]];
+
+/** Split per server and merged: every argument after the name is a key. */
+const MULTI_KEY: Group = [[-2, "mget del unlink exists touch"]];
+/** Split per server and merged: key/value pairs. */
+const MULTI_KEY_VALUE: Group = [[-3, "mset"]];
+
+/** Answered by the proxy. */
+const LOCAL: Group = [
+  [-1, "ping quit command"],
+  [-2, "auth config"],
+  [2, "select echo"],
+];
+
+/**
+ * Refused with "-ERR unsupported command": keyspace-wide, cross-key or blocking
+ * commands, transactions, pub/sub, scripting/function management, server admin.
+ */
+const UNSUPPORTED: Group = [
+  [1, "asking bgrewriteaof dbsize discard exec lastsave monitor multi pfselftest randomkey readonly readwrite reset role save sync time unwatch"],
+  [2, "keys"],
+  [3, "publish rename renamenx replicaof slaveof spublish swapdb wait"],
+  [4, "brpoplpush pfdebug waitaof"],
+  [6, "blmove"],
+  [-1, "bgsave failover flushall flushdb hello info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
+  [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe watch"],
+  [-3, "blpop brpop bzpopmax bzpopmin msetnx psync"],
+  [-4, "bitop restore-asking xread"],
+  [-5, "blmpop bzmpop"],
+  [-6, "migrate"],
+  [-7, "xreadgroup"],
+];
+
+const TABLE: CommandSpec[] = [];
+
+function add(group: Group, kind: number, firstKey: number, extra?: Partial<CommandSpec>): void {
+  for (const [arity, names] of group) {
+    for (const name of names.split(" ")) TABLE.push({ name, kind, arity, firstKey, ...extra });
+  }
+}
+
+add(SINGLE_KEY, Kind.Forward, 1);
+add(FIRST_OF_SEVERAL, Kind.Forward, 1);
+add(SECOND_ARG_KEY, Kind.Forward, 2);
+add(EVAL_LIKE, Kind.Forward, 3, { eval: true });
+add(KEYLESS, Kind.Forward, 0);
+add(MULTI_KEY, Kind.MultiKey, 1, { keyStep: 1 });
+add(MULTI_KEY_VALUE, Kind.MultiKey, 1, { keyStep: 2 });
+add(LOCAL, Kind.Local, 0);
+add(UNSUPPORTED, Kind.Unsupported, 0);
+
+/** Every command in the table. */
+export const COMMANDS: readonly CommandSpec[] = TABLE;
+
+function namesOf(pred: (c: CommandSpec) => boolean): readonly string[] {
+  return TABLE.filter(pred).map((c) => c.name).sort();
+}
+
+/** Names of the commands the proxy serves (forwarded, split or local), sorted. */
+export const SUPPORTED_COMMANDS: readonly string[] = namesOf((c) => c.kind !== Kind.Unsupported);
+/** Names of the commands the proxy refuses, sorted. */
+export const UNSUPPORTED_COMMANDS: readonly string[] = namesOf((c) => c.kind === Kind.Unsupported);
+
+// Lookup: open addressing on a hash of the lower-cased name bytes, then a byte compare.
+const LOWER = new Uint8Array(256);
+for (let b = 0; b < 256; b++) LOWER[b] = b >= 0x41 && b <= 0x5a ? b + 32 : b;
+const SLOTS = 1024; // > 4x the table, so probes are short
+const MAX_NAME = 32;
+const slotSpec: (CommandSpec | undefined)[] = new Array(SLOTS);
+const slotName: Uint8Array[] = new Array(SLOTS);
+
+function hashName(buf: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ LOWER[buf[i]], 0x01000193);
+  return (h >>> 0) & (SLOTS - 1);
+}
+
+for (const spec of TABLE) {
+  const bytes = latin1Bytes(spec.name);
+  let i = hashName(bytes, 0, bytes.length);
+  while (slotSpec[i] !== undefined) {
+    if (slotSpec[i]!.name === spec.name) throw new Error("duplicate command " + spec.name);
+    i = (i + 1) & (SLOTS - 1);
+  }
+  slotSpec[i] = spec;
+  slotName[i] = bytes;
+}
+
+function sameName(name: Uint8Array, buf: Uint8Array, start: number, end: number): boolean {
+  if (name.length !== end - start) return false;
+  for (let i = 0; i < name.length; i++) if (name[i] !== LOWER[buf[start + i]]) return false;
+  return true;
+}
+
+/**
+ * The spec of the command named by buf[start, end), case-insensitive; undefined if
+ * the name is not in the table.
+ * @example lookupCommand(bytes("GeT"), 0, 3)?.name // "get"
+ */
+export function lookupCommand(buf: Uint8Array, start: number, end: number): CommandSpec | undefined {
+  if (end - start > MAX_NAME) return undefined;
+  let i = hashName(buf, start, end);
+  for (;;) {
+    const spec = slotSpec[i];
+    if (spec === undefined) return undefined;
+    if (sameName(slotName[i], buf, start, end)) return spec;
+    i = (i + 1) & (SLOTS - 1);
+  }
+}
+
+/**
+ * True if argc (name included) fits the command's arity; for key/value MultiKey
+ * commands (MSET) the pairs must also be complete, as Redis requires.
+ */
+export function checkArity(spec: CommandSpec, argc: number): boolean {
+  const a = spec.arity;
+  if (a >= 0 ? argc !== a : argc < -a) return false;
+  return spec.keyStep === 2 ? (argc - 1) % 2 === 0 : true;
+}
+
+/**
+ * Redis's reply to wrong argument counts.
+ * @example wrongArityError(get) // "-ERR wrong number of arguments for 'get' command\r\n"
+ */
+export function wrongArityError(spec: CommandSpec): Uint8Array {
+  return errorReply("ERR wrong number of arguments for '" + spec.name + "' command");
+}
+
+/** The proxy's reply to a command it refuses: "-ERR unsupported command 'keys'\r\n". */
+export function unsupportedCommandError(spec: CommandSpec): Uint8Array {
+  return errorReply("ERR unsupported command '" + spec.name + "'");
+}
+
+// Redis prints at most 128 bytes of the name, and of the arguments in total; %s stops at NUL.
+function cString(b: Uint8Array, max: number): string {
+  const nul = b.indexOf(0);
+  return latin1String(b, 0, Math.min(nul < 0 ? b.length : nul, max));
+}
+
+/**
+ * Redis 7's reply to an unknown command, raw bytes kept:
+ * "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n".
+ */
+export function unknownCommandError(name: Uint8Array, args: readonly Uint8Array[] = []): Uint8Array {
+  let list = "";
+  for (let i = 0; i < args.length && list.length < 128; i++) {
+    list += "'" + cString(args[i], 128 - list.length) + "' ";
+  }
+  return errorReply("ERR unknown command '" + cString(name, 128) + "', with args beginning with: " + list);
+}
+
+/** unknownCommandError for a parsed request: argv[0] is the name, the rest the args. */
+export function unknownCommandErrorFor(
+  buf: Uint8Array,
+  req: { readonly argc: number; readonly argStart: readonly number[]; readonly argEnd: readonly number[] },
+): Uint8Array {
+  const args: Uint8Array[] = [];
+  for (let i = 1; i < req.argc && i <= 128; i++) args.push(buf.subarray(req.argStart[i], req.argEnd[i]));
+  return unknownCommandError(buf.subarray(req.argStart[0], req.argEnd[0]), args);
+}

@@ -1,0 +1,221 @@
+/**
+ * The nutcracker command line and the package entry: `main(argv, host, net)` does
+ * what `nutcracker [flags]` does and returns the exit code. Run directly with
+ *   node --import tsx mod.ts | deno run -A mod.ts | bun run mod.ts   [-c conf/nutcracker.yml ...]
+ */
+import { ConfError, loadConf } from "./core/conf/mod.ts";
+import type { Conf } from "./core/conf/mod.ts";
+import { createLogger, LOG_LEVELS } from "./core/log.ts";
+import type { Logger } from "./core/log.ts";
+import { systemClock } from "./core/net.ts";
+import type { Net } from "./core/net.ts";
+import { startProxy } from "./core/proxy/mod.ts";
+import type { Proxy } from "./core/proxy/mod.ts";
+import { describeStats } from "./core/stats/fields.ts";
+import { parseFlags, usage } from "./adapters/flags.ts";
+import type { Flags } from "./adapters/flags.ts";
+import { createHost, isMainModule, reason, SIGNAL_NUMBERS } from "./adapters/host.ts";
+import type { Host, HostSignal, LogOutput } from "./adapters/host.ts";
+import { loadNet } from "./adapters/mod.ts";
+
+/** The twemproxy release this is a drop-in for. */
+export const NUTCRACKER_VERSION = "0.5.0";
+/** This implementation's version. */
+export const VERSION = "0.1.0";
+
+export { ConfError, loadConf } from "./core/conf/mod.ts";
+export type { Conf, PoolConf, ServerConf } from "./core/conf/mod.ts";
+export { startProxy } from "./core/proxy/mod.ts";
+export type { Proxy } from "./core/proxy/mod.ts";
+export { createLogger } from "./core/log.ts";
+export type { Logger } from "./core/log.ts";
+export { parseFlags, usage } from "./adapters/flags.ts";
+export type { Flags } from "./adapters/flags.ts";
+export { createHost } from "./adapters/host.ts";
+export type { Host } from "./adapters/host.ts";
+
+/** How long in-flight requests may finish after SIGINT/SIGTERM before connections are cut. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+/**
+ * Run nutcracker with `argv` (the arguments after the program name). Resolves with
+ * the exit code: at once for -h/-V/-D/-t and errors, at shutdown (SIGINT/SIGTERM)
+ * for a running proxy.
+ * @example process.exitCode = await main(["-t", "-c", "conf/demo.yml"], createHost(), await loadNet());
+ */
+export async function main(argv: string[], host: Host, net: Net): Promise<number> {
+  const parsed = parseFlags(argv);
+  if (!parsed.ok) {
+    host.stderr(parsed.error);
+    host.stderr(usage());
+    return 1;
+  }
+  const flags = parsed.flags;
+  if (flags.help || flags.version || flags.describeStats) {
+    printInfo(flags, host, net);
+    return 0;
+  }
+  if (flags.testConf) return testConf(flags.confFile, host);
+  if (flags.daemonize && !host.isDaemonChild()) return await host.daemonize(net.runtime);
+  return await run(flags, host, net);
+}
+
+/** The version line -h, -V and -D start with. */
+export function versionLine(): string {
+  return `This is nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION})`;
+}
+
+/** -h, -V, -D: nutcracker prints these to stderr. */
+function printInfo(flags: Flags, host: Host, net: Net): void {
+  host.stderr(versionLine());
+  host.stderr(`runtime: ${net.runtime}`);
+  host.stderr("");
+  if (flags.help) host.stderr(usage());
+  if (flags.describeStats) for (const line of describeStats()) host.stderr(line);
+}
+
+/** Read and validate the config file; throws ConfError or an Error naming the file. */
+function readConf(file: string, host: Host): Conf {
+  let text: string;
+  try {
+    text = host.readText(file);
+  } catch (err) {
+    throw new Error(`nutcracker: failed to open configuration '${file}': ${reason(err)}`);
+  }
+  return loadConf(text, file);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof ConfError || err instanceof Error ? err.message : String(err);
+}
+
+/** -t: nutcracker's two possible verdicts. */
+function testConf(file: string, host: Host): number {
+  try {
+    readConf(file, host);
+  } catch (err) {
+    host.stderr(errorText(err));
+    host.stderr(`nutcracker: configuration file '${file}' syntax is invalid`);
+    return 1;
+  }
+  host.stderr(`nutcracker: configuration file '${file}' syntax is ok`);
+  return 0;
+}
+
+/** Start the proxy and serve until SIGINT/SIGTERM. */
+async function run(flags: Flags, host: Host, net: Net): Promise<number> {
+  let output: LogOutput;
+  try {
+    output = host.openLog(flags.output);
+  } catch (err) {
+    const msg = `nutcracker: opening log file '${flags.output}' failed: ${reason(err)}`;
+    host.stderr(msg);
+    host.reportReady(false, msg);
+    return 1;
+  }
+  const log = createLogger(output.write, flags.verbose);
+  let pidWritten = false;
+  const fail = (msg: string): number => {
+    log.error(msg);
+    host.reportReady(false, msg);
+    if (flags.pidFile !== null && pidWritten) host.removeFile(flags.pidFile);
+    output.close();
+    return 1;
+  };
+  let conf: Conf;
+  try {
+    conf = readConf(flags.confFile, host);
+  } catch (err) {
+    return fail(errorText(err));
+  }
+  if (flags.pidFile !== null) {
+    try {
+      host.writePidFile(flags.pidFile, host.pid);
+      pidWritten = true;
+    } catch (err) {
+      return fail(`opening pid file '${flags.pidFile}' failed: ${reason(err)}`);
+    }
+  }
+  log.notice(`nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION}, ${net.runtime}) started on pid ${host.pid}`);
+  let proxy: Proxy;
+  try {
+    proxy = await startProxy(conf, { net, clock: systemClock, log });
+  } catch (err) {
+    return fail(`failed to start the proxy: ${reason(err)}`);
+  }
+  logPools(conf, log);
+  host.reportReady(true, String(host.pid));
+  return await serve({ flags, host, log, output, proxy });
+}
+
+function logPools(conf: Conf, log: Logger): void {
+  for (const pool of conf.pools) {
+    const kind = pool.redis ? "redis" : "memcache";
+    log.notice(`pool '${pool.name}' (${kind}) on ${pool.listenText} with ${pool.shards.length} servers,` +
+      ` hash ${pool.hash}, distribution ${pool.distribution}`);
+  }
+}
+
+interface Running {
+  flags: Flags;
+  host: Host;
+  log: Logger;
+  output: LogOutput;
+  proxy: Proxy;
+}
+
+/** Handle signals as nutcracker does until told to stop; resolves with the exit code. */
+function serve(r: Running): Promise<number> {
+  const { flags, host, log } = r;
+  const received = (signal: HostSignal, action: string) =>
+    log.notice(`signal ${SIGNAL_NUMBERS[signal]} (${signal}) received, ${action}`);
+  return new Promise((resolve) => {
+    host.onSignal("SIGHUP", () => {
+      received("SIGHUP", "reopening log file");
+      const failed = r.output.reopen();
+      if (failed !== null) log.error(`reopening log file '${flags.output}' failed, ignored: ${failed}`);
+    });
+    // Level changes are logged at EMERG so they show whatever the level is.
+    host.onSignal("SIGTTIN", () => {
+      log.level = log.level + 1;
+      log.log(LOG_LEVELS.EMERG, `log level raised to ${log.level}`);
+    });
+    host.onSignal("SIGTTOU", () => {
+      log.level = log.level - 1;
+      log.log(LOG_LEVELS.EMERG, `log level lowered to ${log.level}`);
+    });
+    let stopping = false;
+    const stop = (signal: HostSignal) => {
+      if (stopping) return;
+      stopping = true;
+      received(signal, "exiting");
+      shutdown(r).then(resolve, () => resolve(1));
+    };
+    host.onSignal("SIGINT", () => stop("SIGINT"));
+    host.onSignal("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+async function shutdown(r: Running): Promise<number> {
+  const { flags, host, log } = r;
+  let code = 0;
+  try {
+    await r.proxy.close(SHUTDOWN_GRACE_MS);
+  } catch (err) {
+    log.error(`closing the proxy failed: ${reason(err)}`);
+    code = 1;
+  }
+  if (flags.pidFile !== null) {
+    const failed = host.removeFile(flags.pidFile);
+    if (failed !== null) log.error(`removing pid file '${flags.pidFile}' failed, ignored: ${failed}`);
+  }
+  host.clearSignals();
+  log.notice("stopped");
+  r.output.close();
+  return code;
+}
+
+if (isMainModule(import.meta)) {
+  const host = createHost();
+  host.exit(await main(host.argv(), host, await loadNet()));
+}
