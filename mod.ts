@@ -114,11 +114,15 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
     return 1;
   }
   const log = createLogger(output.write, flags.verbose);
+  // Before anything slow, as nutcracker does: an early SIGTTIN must not stop the process.
+  const stopRequested = handleSignals(flags, host, log, output);
   let pidWritten = false;
+  // A fatal error is written whatever the level: it is the last thing this process says.
   const fail = (msg: string): number => {
-    log.error(msg);
+    log.log(LOG_LEVELS.EMERG, msg);
     host.reportReady(false, msg);
     if (flags.pidFile !== null && pidWritten) host.removeFile(flags.pidFile);
+    host.clearSignals();
     output.close();
     return 1;
   };
@@ -145,7 +149,8 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   }
   logPools(conf, log);
   host.reportReady(true, String(host.pid));
-  return await serve({ flags, host, log, output, proxy });
+  await stopRequested;
+  return await shutdown(flags, host, log, output, proxy);
 }
 
 function logPools(conf: Conf, log: Logger): void {
@@ -156,51 +161,44 @@ function logPools(conf: Conf, log: Logger): void {
   }
 }
 
-interface Running {
-  flags: Flags;
-  host: Host;
-  log: Logger;
-  output: LogOutput;
-  proxy: Proxy;
-}
-
-/** Handle signals as nutcracker does until told to stop; resolves with the exit code. */
-function serve(r: Running): Promise<number> {
-  const { flags, host, log } = r;
+/**
+ * Install nutcracker's signal handling: SIGHUP reopens the log, SIGTTIN/SIGTTOU move
+ * the level up/down. Resolves on the first SIGINT or SIGTERM.
+ */
+function handleSignals(flags: Flags, host: Host, log: Logger, output: LogOutput): Promise<HostSignal> {
   const received = (signal: HostSignal, action: string) =>
     log.notice(`signal ${SIGNAL_NUMBERS[signal]} (${signal}) received, ${action}`);
+  host.onSignal("SIGHUP", () => {
+    received("SIGHUP", "reopening log file");
+    const failed = output.reopen();
+    if (failed !== null) log.error(`reopening log file '${flags.output}' failed, ignored: ${failed}`);
+  });
+  // Level changes are logged at EMERG so they show whatever the level is.
+  host.onSignal("SIGTTIN", () => {
+    log.level = log.level + 1;
+    log.log(LOG_LEVELS.EMERG, `log level raised to ${log.level}`);
+  });
+  host.onSignal("SIGTTOU", () => {
+    log.level = log.level - 1;
+    log.log(LOG_LEVELS.EMERG, `log level lowered to ${log.level}`);
+  });
   return new Promise((resolve) => {
-    host.onSignal("SIGHUP", () => {
-      received("SIGHUP", "reopening log file");
-      const failed = r.output.reopen();
-      if (failed !== null) log.error(`reopening log file '${flags.output}' failed, ignored: ${failed}`);
-    });
-    // Level changes are logged at EMERG so they show whatever the level is.
-    host.onSignal("SIGTTIN", () => {
-      log.level = log.level + 1;
-      log.log(LOG_LEVELS.EMERG, `log level raised to ${log.level}`);
-    });
-    host.onSignal("SIGTTOU", () => {
-      log.level = log.level - 1;
-      log.log(LOG_LEVELS.EMERG, `log level lowered to ${log.level}`);
-    });
     let stopping = false;
     const stop = (signal: HostSignal) => {
       if (stopping) return;
       stopping = true;
       received(signal, "exiting");
-      shutdown(r).then(resolve, () => resolve(1));
+      resolve(signal);
     };
     host.onSignal("SIGINT", () => stop("SIGINT"));
     host.onSignal("SIGTERM", () => stop("SIGTERM"));
   });
 }
 
-async function shutdown(r: Running): Promise<number> {
-  const { flags, host, log } = r;
+async function shutdown(flags: Flags, host: Host, log: Logger, output: LogOutput, proxy: Proxy): Promise<number> {
   let code = 0;
   try {
-    await r.proxy.close(SHUTDOWN_GRACE_MS);
+    await proxy.close(SHUTDOWN_GRACE_MS);
   } catch (err) {
     log.error(`closing the proxy failed: ${reason(err)}`);
     code = 1;
@@ -211,7 +209,7 @@ async function shutdown(r: Running): Promise<number> {
   }
   host.clearSignals();
   log.notice("stopped");
-  r.output.close();
+  output.close();
   return code;
 }
 

@@ -144,7 +144,7 @@ describe("loadConf pool directives", () => {
     const p = only(pool(['hash_tag: "{}"', "redis: true", "redis_auth: s3cret pass"]));
     assert.equal(p.hashTag, "{}");
     assert.equal(p.redisAuth, "s3cret pass");
-    assert.equal(only(pool(["hash_tag: ::"])).hashTag, "::");
+    assert.equal(only(pool(['hash_tag: "::"'])).hashTag, "::");
   });
 
   it("rejects a non-number in every numeric directive with \"is not a number\"", () => {
@@ -229,7 +229,7 @@ describe("loadConf pool directives", () => {
 describe("loadConf servers and listen", () => {
   it("parses IPv4, hostname, named, IPv6 and unix-socket server lines", () => {
     const p = only(pool([], [
-      "127.0.0.1:6379:1", "cache.local:6380:2", "10.0.0.1:6381:3 redis-a", "::1:6382:1", "[::1]:6383:1",
+      "127.0.0.1:6379:1", "cache.local:6380:2", "10.0.0.1:6381:3 redis-a", "::1:6382:1", '"[::1]:6383:1"',
       "/tmp/r.sock:4 sock-a",
     ]));
     const servers = p.shards.map((s) => s.primary);
@@ -358,14 +358,17 @@ describe("loadConf across pools", () => {
 
   it("rejects two servers with the same name, as twemproxy does", () => {
     const text = pool([], ["127.0.0.1:6379:1 a", "127.0.0.1:6380:1 b", "127.0.0.1:6381:1 a"]);
-    rejects(text, `${at(7)}"servers" "127.0.0.1:6381:1 a" is a duplicate of line 5 (same name 'a')`);
+    const [first, dup] = [lineOf(text, "6379:1 a"), lineOf(text, "6381:1 a")];
+    rejects(text, `${at(dup)}"servers" "127.0.0.1:6381:1 a" is a duplicate of line ${first} (same name 'a')`);
     const unnamed = pool([], ["127.0.0.1:6379:1", "127.0.0.1:6379:2"]);
-    rejects(unnamed, `${at(6)}"servers" "127.0.0.1:6379:2" is a duplicate of line 5 (same name '127.0.0.1:6379')`);
+    const [one, two] = [lineOf(unnamed, "6379:1"), lineOf(unnamed, "6379:2")];
+    rejects(unnamed, `${at(two)}"servers" "127.0.0.1:6379:2" is a duplicate of line ${one} (same name '127.0.0.1:6379')`);
   });
 
   it("rejects two servers at the same address even when their names differ", () => {
     const text = pool([], ["127.0.0.1:6379:1 a", "127.0.0.1:6379:1 b"]);
-    rejects(text, `${at(6)}"servers" "127.0.0.1:6379:1 b" is a duplicate of line 5 (same address '127.0.0.1:6379')`);
+    const [first, dup] = [lineOf(text, ":1 a"), lineOf(text, ":1 b")];
+    rejects(text, `${at(dup)}"servers" "127.0.0.1:6379:1 b" is a duplicate of line ${first} (same address '127.0.0.1:6379')`);
   });
 });
 
@@ -377,23 +380,30 @@ describe("loadConf YAML handling", () => {
     assert.equal(err.pool, null);
   });
 
-  it("reports a bad indentation with the line it is on", () => {
-    const text = "alpha:\n  listen: 127.0.0.1:22121\n   hash: md5\n";
-    let caught: unknown;
-    try {
-      load(text);
-    } catch (err) {
-      caught = err;
+  it("reports a bad indentation and a tab with the line they are on", () => {
+    const cases: Array<[string, string]> = [
+      ["alpha:\n  listen: 127.0.0.1:22121\n servers:\n   - 127.0.0.1:6379:1\n", " servers:"],
+      ["alpha:\n  listen: 127.0.0.1:22121\n\thash: md5\n", "\thash"],
+    ];
+    for (const [text, needle] of cases) {
+      let caught: unknown;
+      try {
+        load(text);
+      } catch (err) {
+        caught = err;
+      }
+      assert.ok(caught instanceof ConfError);
+      assert.equal(caught.line, lineOf(text, needle));
+      assert.ok(caught.message.startsWith(`nutcracker: ${FILE}:${caught.line}: yaml: `), caught.message);
     }
-    assert.ok(caught instanceof ConfError);
-    assert.match(caught.message, new RegExp(`^nutcracker: ${FILE}:3: yaml: `));
   });
 
   it("refuses what twemproxy's parser refuses: several documents, anchors, aliases, tags, flow style", () => {
     const base = pool();
-    rejects(`${base}---\n${base}`, `nutcracker: ${FILE}:7: yaml: Source contains multiple documents; please use YAML.parseAllDocuments()`);
+    rejects(`${base}---\n${base}`, `nutcracker: ${FILE}:${lineOf(`${base}---`, "---")}: yaml: Source contains multiple documents; please use YAML.parseAllDocuments()`);
     rejects(base.replace("  listen: 127.0.0.1:22121", "  listen: &l 127.0.0.1:22121"), `nutcracker: ${FILE}:2: yaml: anchors are not allowed`);
-    rejects(base.replace("   - 127.0.0.1:6379:1", "   - &s 127.0.0.1:6379:1\n   - *s"), `nutcracker: ${FILE}:6: yaml: aliases are not allowed`);
+    // An alias needs an anchor, so a config with one fails at the anchor.
+    rejects(base.replace("   - 127.0.0.1:6379:1", "   - &s 127.0.0.1:6379:1\n   - *s"), `nutcracker: ${FILE}:4: yaml: anchors are not allowed`);
     rejects(base.replace("  listen: 127.0.0.1:22121", "  listen: !!str 127.0.0.1:22121"), `nutcracker: ${FILE}:2: yaml: tags are not allowed`);
     rejects("alpha:\n  listen: 127.0.0.1:22121\n  servers: [127.0.0.1:6379:1]\n",
       `nutcracker: ${FILE}:3: yaml: flow collections ([...] and {...}) are not allowed`);

@@ -4,13 +4,28 @@
  * bytes, and splits multi-key commands per server (see redis_frag.ts).
  */
 import type { PoolConf } from "../conf/types.ts";
-import { NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest, RequestSlots, inlineArgs } from "../redis/request.ts";
-import { encodeCommand, errorReply, isError, ReplyScanner } from "../redis/reply.ts";
-import { Kind, lookupCommand, type CommandSpec } from "../redis/commands.ts";
+import {
+  checkArity,
+  type CommandSpec,
+  encodeCommand,
+  encodeCommandParts,
+  errorReply,
+  isError,
+  Kind,
+  lookupCommand,
+  NEED_MORE as PARSE_NEED_MORE,
+  PARSE_ERROR,
+  parseRequest,
+  ReplyScanner,
+  RequestSlots,
+  unknownCommandErrorFor,
+  unsupportedCommandError,
+  wrongArityError,
+} from "../redis/mod.ts";
 import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from "./protocol.ts";
 import { LOCAL_COMMANDS } from "./redis_local.ts";
 import { fragmentMultiKey } from "./redis_frag.ts";
-import { argBytes, argInt } from "./redis_args.ts";
+import { argInt } from "./redis_args.ts";
 
 const encoder = new TextEncoder();
 
@@ -38,32 +53,31 @@ export class RedisSession implements Session {
       return slots.resync < 0 ? CLOSE : slots.resync;
     }
     if (slots.argc === 0) return end;
-    if (slots.inline) this.handleInline(buf, pos, end, host);
+    if (slots.inline) this.handleInline(host);
     else this.dispatch(buf, pos, end, host);
     return end;
   }
 
   /** Inline commands ("get foo" typed in telnet) become multibulk, then take the normal path. */
-  private handleInline(buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
-    const encoded = encodeCommand(inlineArgs(buf, pos, end));
-    const parsed = parseRequest(encoded, 0, this.slots);
-    if (parsed !== encoded.length) {
-      host.replyLocal(errorReply("ERR Protocol error: bad inline request"));
-      return;
-    }
+  private handleInline(host: SessionHost): void {
+    const slots = this.slots;
+    const all: number[] = [];
+    for (let i = 0; i < slots.argc; i++) all.push(i);
+    const encoded = encodeCommandParts(NO_HEAD, slots.argBuf, slots.argStart, slots.argEnd, all);
+    parseRequest(encoded, 0, slots);
     this.dispatch(encoded, 0, encoded.length, host);
   }
 
   private dispatch(buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
     const slots = this.slots;
     const spec = lookupCommand(buf, slots.argStart[0], slots.argEnd[0]);
-    if (spec === undefined) return void host.replyLocal(commandError("unknown command", buf, slots));
-    if (!arityOk(spec, slots.argc)) return void host.replyLocal(arityError(spec));
+    if (spec === undefined) return void host.replyLocal(unknownCommandErrorFor(buf, slots));
+    if (!checkArity(spec, slots.argc)) return void host.replyLocal(wrongArityError(spec));
     if (!this.authed && spec.name !== "auth" && spec.name !== "quit") {
       return void host.replyLocal(NOAUTH);
     }
     if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
-    if (spec.kind === Kind.Unsupported) return void host.replyLocal(unsupportedError(spec));
+    if (spec.kind === Kind.Unsupported) return void host.replyLocal(unsupportedCommandError(spec));
     if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, host)) return;
     this.forwardByKey(spec, buf, pos, end, host);
   }
@@ -77,28 +91,14 @@ export class RedisSession implements Session {
     }
     const req = host.newReq(buf.subarray(pos, end));
     req.command = spec.name;
+    // Keyless forms (LOLWUT, OBJECT HELP) route as the empty key: always the same server.
+    if (keyArg === 0 || keyArg >= slots.argc) return host.forward(req, buf, pos, pos);
     host.forward(req, buf, slots.argStart[keyArg], slots.argEnd[keyArg]);
   }
 }
 
-function arityOk(spec: CommandSpec, argc: number): boolean {
-  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
-}
-
-function arityError(spec: CommandSpec): Uint8Array {
-  return errorReply(`ERR wrong number of arguments for '${spec.name}' command`);
-}
-
-function unsupportedError(spec: CommandSpec): Uint8Array {
-  return errorReply(`ERR command '${spec.name}' is not supported by twemproxy-ts`);
-}
-
-function commandError(what: string, buf: Uint8Array, slots: RequestSlots): Uint8Array {
-  const name = new TextDecoder().decode(argBytes(buf, slots, 0)).slice(0, 128);
-  return errorReply(`ERR ${what} '${name}'`);
-}
-
 const NOAUTH = errorReply("NOAUTH Authentication required.");
+const NO_HEAD: Uint8Array[] = [];
 const EVAL_NO_KEYS = errorReply("ERR EVAL/EVALSHA with no keys cannot be routed by the proxy");
 
 export const redisProtocol: Protocol = {

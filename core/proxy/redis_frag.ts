@@ -4,8 +4,17 @@
  * counts summed, MSET OK only if every part is OK, otherwise the first error.
  */
 import type { RequestSlots } from "../redis/request.ts";
-import { arrayElements, errorReply, integerReply, isError, isOk, readInteger } from "../redis/reply.ts";
-import type { CommandSpec } from "../redis/commands.ts";
+import {
+  arrayElements,
+  arrayHeader,
+  type CommandSpec,
+  encodeCommandParts,
+  errorReply,
+  integerReply,
+  isError,
+  isOk,
+  readInteger,
+} from "../redis/mod.ts";
 import type { Req } from "./req.ts";
 import type { SessionHost } from "./protocol.ts";
 
@@ -53,54 +62,11 @@ function groupKeysByServer(
   return groups;
 }
 
-/** "*N" + the command name + each key's args, copied from the client's buffer. */
+/** The command name + each of this server's keys (with values for MSET), copied once from the client's buffer. */
 function encodeFragment(buf: Uint8Array, slots: RequestSlots, step: number, keys: number[]): Uint8Array {
-  const args: number[] = [0];
-  for (const k of keys) for (let j = 0; j < step; j++) args.push(1 + k * step + j);
-  let size = headerSize(args.length);
-  for (const i of args) size += bulkSize(slots.argEnd[i] - slots.argStart[i]);
-  const out = new Uint8Array(size);
-  let at = writeHeader(out, 0, 0x2a, args.length);
-  for (const i of args) {
-    const start = slots.argStart[i];
-    const end = slots.argEnd[i];
-    at = writeHeader(out, at, 0x24, end - start);
-    out.set(buf.subarray(start, end), at);
-    at += end - start;
-    out[at++] = 0x0d;
-    out[at++] = 0x0a;
-  }
-  return out;
-}
-
-function digits(n: number): number {
-  let count = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    count++;
-  }
-  return count;
-}
-
-function headerSize(n: number): number {
-  return 1 + digits(n) + 2;
-}
-
-function bulkSize(length: number): number {
-  return headerSize(length) + length + 2;
-}
-
-function writeHeader(out: Uint8Array, at: number, type: number, n: number): number {
-  out[at++] = type;
-  const len = digits(n);
-  for (let i = len - 1; i >= 0; i--) {
-    out[at + i] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  at += len;
-  out[at++] = 0x0d;
-  out[at++] = 0x0a;
-  return at;
+  const pick: number[] = [0];
+  for (const k of keys) for (let j = 0; j < step; j++) pick.push(1 + k * step + j);
+  return encodeCommandParts(NO_HEAD, buf, slots.argStart, slots.argEnd, pick);
 }
 
 function firstError(parent: Req): Uint8Array | null {
@@ -142,7 +108,7 @@ const mergeMset: Merger = (parent) => {
 };
 
 function joinArray(values: Uint8Array[]): Uint8Array {
-  const header = new TextEncoder().encode(`*${values.length}\r\n`);
+  const header = arrayHeader(values.length);
   let size = header.length;
   for (const value of values) size += value.length;
   const out = new Uint8Array(size);
@@ -156,4 +122,5 @@ function joinArray(values: Uint8Array[]): Uint8Array {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_HEAD: Uint8Array[] = [];
 const BAD_FRAGMENT = errorReply("ERR unexpected reply from a server for a fragment");

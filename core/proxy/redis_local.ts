@@ -2,7 +2,7 @@
  * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, and enough of
  * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy.
  */
-import { bulkReply, errorReply } from "../redis/reply.ts";
+import { bulkReply, EMPTY_ARRAY_REPLY, errorReply, OK_REPLY, PONG_REPLY, ZERO_REPLY } from "../redis/mod.ts";
 import type { SessionHost } from "./protocol.ts";
 import type { RedisSession } from "./redis.ts";
 import { argBytes, argEquals, argIsSecret } from "./redis_args.ts";
@@ -10,10 +10,10 @@ import { argBytes, argEquals, argIsSecret } from "./redis_args.ts";
 type LocalHandler = (session: RedisSession, buf: Uint8Array, host: SessionHost) => void;
 
 const encoder = new TextEncoder();
-const OK = encoder.encode("+OK\r\n");
-const PONG = encoder.encode("+PONG\r\n");
-const EMPTY_ARRAY = encoder.encode("*0\r\n");
-const ZERO = encoder.encode(":0\r\n");
+const OK = OK_REPLY;
+const PONG = PONG_REPLY;
+const EMPTY_ARRAY = EMPTY_ARRAY_REPLY;
+const ZERO = ZERO_REPLY;
 
 export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
   ping(session, buf, host) {

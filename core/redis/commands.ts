@@ -106,8 +106,8 @@ const LOCAL: Group = [
 const UNSUPPORTED: Group = [
   [1, "asking bgrewriteaof dbsize discard exec lastsave monitor multi pfselftest randomkey readonly readwrite reset role save sync time unwatch"],
   [2, "keys"],
-  [3, "publish rename renamenx replicaof slaveof spublish swapdb wait"],
-  [4, "brpoplpush pfdebug waitaof"],
+  [3, "pfdebug publish rename renamenx replicaof slaveof spublish swapdb wait"],
+  [4, "brpoplpush waitaof"],
   [6, "blmove"],
   [-1, "bgsave failover flushall flushdb hello info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
   [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe watch"],

@@ -48,7 +48,11 @@ export class RequestSlots {
   inline = false;
   /** Inline command whose arguments were unquoted into a fresh argBuf. */
   quoted = false;
-  /** On NEED_MORE: total bytes from pos needed before progress is possible, or 0 if unknown. */
+  /**
+   * On NEED_MORE: a lower bound on the bytes from pos the whole request takes (each
+   * argument not yet seen counts as 6, "$0\r\n\r\n"), or 0 when no bound beyond what is
+   * already there is known. Calling again before that many bytes are there is wasted work.
+   */
   need = 0;
   /** On PARSE_ERROR: Redis's wording without the leading "-". */
   error = "";
@@ -102,8 +106,11 @@ function fail(out: RequestSlots, error: string, resync = -1): number {
   return PARSE_ERROR;
 }
 
-function needMore(out: RequestSlots, need: number): number {
-  out.need = need;
+// Shortest encoding of one argument: "$0\r\n\r\n".
+const MIN_ARG = 6;
+
+function needMore(out: RequestSlots, need: number, have = 0): number {
+  out.need = need > have ? need : 0;
   return NEED_MORE;
 }
 
@@ -113,7 +120,7 @@ function needMore(out: RequestSlots, need: number): number {
  * (an empty line or "*0\r\n"), which the caller skips.
  * @example
  * const out = new RequestSlots();
- * parseRequest(bytes("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), 0, out); // 22, out.argc === 2
+ * parseRequest(bytes("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), 0, out); // 20, out.argc === 2
  */
 export function parseRequest(buf: Uint8Array, pos: number, out: RequestSlots, maxBulk: number = DEFAULT_MAX_BULK): number {
   out.argc = 0;
@@ -136,14 +143,17 @@ export function parseRequest(buf: Uint8Array, pos: number, out: RequestSlots, ma
   const starts = out.argStart;
   const ends = out.argEnd;
   for (let i = 0; i < count; i++) {
-    if (p >= len) return needMore(out, 0);
+    if (p >= len) return needMore(out, p - pos + (count - i) * MIN_ARG, len - pos);
     if (buf[p] !== 0x24) return fail(out, expectedDollar(buf[p]));
     const blen = readCount(buf, p, len);
-    if (countEnd < 0) return countEnd === COUNT_NEED ? needMore(out, 0) : fail(out, ProtocolError.bigBulk);
+    if (countEnd < 0) {
+      if (countEnd === COUNT_TOO_LONG) return fail(out, ProtocolError.bigBulk);
+      return needMore(out, p - pos + (count - i) * MIN_ARG, len - pos);
+    }
     if (blen !== blen || blen < 0 || blen > maxBulk) return fail(out, ProtocolError.bulkLength);
     const start = countEnd + 2;
     const next = start + blen + 2;
-    if (next > len) return needMore(out, next - pos);
+    if (next > len) return needMore(out, next - pos + (count - i - 1) * MIN_ARG);
     starts[i] = start;
     ends[i] = start + blen;
     p = next;
@@ -171,9 +181,10 @@ INLINE_CLASS[0x27] = QUOTE;
 function parseInline(buf: Uint8Array, pos: number, out: RequestSlots): number {
   out.inline = true;
   const len = buf.length;
-  const lf = buf.indexOf(LF, pos);
-  if (lf < 0) return len - pos > MAX_INLINE ? fail(out, ProtocolError.bigInline) : needMore(out, 0);
-  if (lf - pos > MAX_INLINE) return fail(out, ProtocolError.bigInline);
+  const limit = Math.min(len, pos + MAX_INLINE + 1);
+  let lf = pos;
+  while (lf < limit && buf[lf] !== LF) lf++;
+  if (lf === limit) return len - pos > MAX_INLINE ? fail(out, ProtocolError.bigInline) : needMore(out, 0);
   const end = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
   const starts = out.argStart;
   const ends = out.argEnd;

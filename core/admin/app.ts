@@ -1,0 +1,69 @@
+/**
+ * The HTTP admin API as a hono app (runtime-neutral; the adapters serve its fetch):
+ * /stats (the stats port's JSON), /metrics (Prometheus text), /health (readiness),
+ * /pools (config and server state).
+ */
+import { Hono } from "hono";
+import type { Clock } from "../net.ts";
+import type { Proxy } from "../proxy/mod.ts";
+import type { StatsReporter } from "../stats/reporter.ts";
+import type { Metrics } from "../stats/metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../stats/prometheus.ts";
+import type { HealthChecker } from "./health.ts";
+import { describePools } from "./pools.ts";
+
+/** What the routes read. */
+export interface AdminSources {
+  readonly proxy: Proxy;
+  readonly reporter: StatsReporter;
+  readonly metrics: Metrics;
+  readonly health: HealthChecker;
+  readonly clock: Clock;
+  readonly version: string;
+  readonly source: string;
+  /** Clock ms when the proxy started. */
+  readonly startedAt: number;
+  /** False before the pools listen and once shutdown begins. */
+  ready(): boolean;
+}
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+/** The routes, each listed with its purpose at GET /. */
+const ROUTES = {
+  "/stats": "twemproxy stats JSON, as on the stats port",
+  "/metrics": "Prometheus text exposition 0.0.4",
+  "/health": "200 when every pool has a reachable server, else 503",
+  "/pools": "loaded pool config and each server's state",
+} as const;
+
+/**
+ * Build the admin app.
+ * @example net.serveHttp(addr, createAdminApp(sources).fetch)
+ */
+export function createAdminApp(src: AdminSources): Hono {
+  const app = new Hono();
+  app.get("/", (c) => c.json({ service: "nutcracker", version: src.version, endpoints: ROUTES }));
+  app.get("/stats", (c) => c.body(src.reporter.json(), 200, { "content-type": JSON_TYPE }));
+  app.get("/metrics", (c) => {
+    const now = src.clock.now();
+    const text = renderPrometheus({
+      pools: src.proxy.pools,
+      metrics: src.metrics,
+      version: src.version,
+      source: src.source,
+      uptimeSeconds: Math.floor((now - src.startedAt) / 1000),
+      now,
+    });
+    return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  });
+  app.get("/health", async (c) => {
+    if (!src.ready()) return c.json({ status: "unavailable", reason: "not listening" }, 503);
+    const report = await src.health.check(src.proxy.pools);
+    const down = report.pools.filter((p) => p.reachable === 0).map((p) => p.pool);
+    const status = report.ok ? "ok" : "unavailable";
+    return c.json({ status, unavailable: down, pools: report.pools }, report.ok ? 200 : 503);
+  });
+  app.get("/pools", (c) => c.json(describePools(src.proxy, src.clock.now())));
+  return app;
+}

@@ -1,0 +1,99 @@
+/**
+ * Starts everything that reports on a running proxy: the stats aggregator and the
+ * twemproxy stats port, and (when an address is given) the HTTP admin API.
+ *
+ * Wiring, in the CLI:
+ *   const metrics = createMetrics();
+ *   const proxy = await startProxy(conf, { net, clock, log, observe: metrics.observe });
+ *   const obs = await startObservability(proxy, metrics, { statsAddr, statsIntervalMs, adminAddr, version, source }, { net, clock, log });
+ *   ...on shutdown: await obs.close(); await proxy.close();
+ */
+import { type Addr, type Clock, formatAddr, type Listener, type Net } from "../net.ts";
+import type { Logger } from "../log.ts";
+import type { Proxy } from "../proxy/mod.ts";
+import type { Metrics } from "../stats/metrics.ts";
+import { StatsReporter } from "../stats/reporter.ts";
+import { startStatsPort } from "../stats/port.ts";
+import { HealthChecker } from "./health.ts";
+import { createAdminApp } from "./app.ts";
+
+export { createMetrics, Metrics } from "../stats/metrics.ts";
+export { createAdminApp } from "./app.ts";
+
+/** Where to listen and what to report. */
+export interface ObservabilityOptions {
+  /** The stats port address (nutcracker -a/-s, default 0.0.0.0:22222). */
+  readonly statsAddr: Addr;
+  /** Stats aggregation interval in ms (nutcracker -i, default 30000). */
+  readonly statsIntervalMs: number;
+  /** The HTTP admin address (--admin); null = no admin API (the default). */
+  readonly adminAddr: Addr | null;
+  /** Reported version ("0.5.0"). */
+  readonly version: string;
+  /** Host name, reported as `source`. */
+  readonly source: string;
+  /** Clock ms when the proxy started; default now. */
+  readonly startedAt?: number;
+  /** /health probe bounds (ms); defaults 1000 and 1000. */
+  readonly probeTimeoutMs?: number;
+  readonly healthCacheMs?: number;
+}
+
+export interface ObservabilityDeps {
+  readonly net: Net;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+/** The running reporters. */
+export interface Observability {
+  /** The bound stats port address (the real port when 0 was asked). */
+  readonly statsAddr: Addr;
+  /** The bound admin address, or null when the admin API is off. */
+  readonly adminAddr: Addr | null;
+  readonly reporter: StatsReporter;
+  /** Stop the timer and both listeners; /health answers 503 from the moment this is called. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the stats port and, if configured, the admin API. Rejects (after closing what
+ * it opened) when an address cannot be bound; the CLI then exits as nutcracker does.
+ */
+export async function startObservability(
+  proxy: Proxy,
+  metrics: Metrics,
+  opts: ObservabilityOptions,
+  deps: ObservabilityDeps,
+): Promise<Observability> {
+  const { net, clock, log } = deps;
+  const startedAt = opts.startedAt ?? clock.now();
+  const { source, version } = opts;
+  const reporter = new StatsReporter(() => proxy.pools, { source, version, intervalMs: opts.statsIntervalMs, startedAt }, clock);
+  const stats = await startStatsPort(opts.statsAddr, reporter, net, log);
+  reporter.start();
+  let ready = true;
+  let admin: Listener | null = null;
+  if (opts.adminAddr !== null) {
+    const health = new HealthChecker(net, clock, { probeTimeoutMs: opts.probeTimeoutMs, cacheMs: opts.healthCacheMs });
+    const app = createAdminApp({ proxy, reporter, metrics, health, clock, version, source, startedAt, ready: () => ready });
+    try {
+      admin = await net.serveHttp(opts.adminAddr, app.fetch);
+    } catch (err) {
+      reporter.stop();
+      await stats.close();
+      throw err;
+    }
+    log.log(5, `admin listening on 'http://${formatAddr(admin.addr)}'`);
+  }
+  return {
+    statsAddr: stats.addr,
+    adminAddr: admin?.addr ?? null,
+    reporter,
+    async close() {
+      ready = false;
+      reporter.stop();
+      await Promise.all([stats.close(), admin?.close()]);
+    },
+  };
+}

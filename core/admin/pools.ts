@@ -1,0 +1,74 @@
+/**
+ * /pools: each pool's loaded configuration under nutcracker.yml's key names, and each
+ * server's state right now (up or ejected, since when, when it is retried, how many
+ * connections are open). redis_auth is never shown, only whether it is set.
+ */
+import { formatAddr } from "../net.ts";
+import type { Proxy } from "../proxy/mod.ts";
+import type { Server } from "../proxy/server.ts";
+
+/** One server's entry in /pools. */
+export interface ServerState {
+  /** The line from the config ("127.0.0.1:6379:1 name"). */
+  readonly server: string;
+  /** The name in stats and on the hash ring. */
+  readonly name: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly state: "up" | "ejected";
+  /** ISO time of the last ejection while ejected, else null. */
+  readonly ejected_since: string | null;
+  /** ISO time the ejected server is tried again, else null. */
+  readonly retry_at: string | null;
+  readonly connections: number;
+  /** Consecutive transport failures counted toward server_failure_limit. */
+  readonly failures: number;
+}
+
+const REDACTED = "<redacted>";
+
+/** Every pool by name, in config order; `now` is clock ms. */
+export function describePools(proxy: Proxy, now: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  proxy.listeners.forEach((listening) => {
+    const conf = listening.pool.conf;
+    out[conf.name] = {
+      listen: conf.listenText,
+      bound: formatAddr(listening.address),
+      hash: conf.hash,
+      hash_tag: conf.hashTag,
+      distribution: conf.distribution,
+      timeout: conf.timeout,
+      backlog: conf.backlog,
+      client_connections: conf.clientConnections,
+      redis: conf.redis,
+      tcpkeepalive: conf.tcpkeepalive,
+      redis_auth: conf.redisAuth === null ? null : REDACTED,
+      redis_db: conf.redisDb,
+      preconnect: conf.preconnect,
+      auto_eject_hosts: conf.autoEjectHosts,
+      server_connections: conf.serverConnections,
+      server_retry_timeout: conf.serverRetryTimeout,
+      server_failure_limit: conf.serverFailureLimit,
+      servers: listening.pool.servers.map((server) => serverState(server, now)),
+    };
+  });
+  return out;
+}
+
+/** A server's state at clock time `now`. */
+export function serverState(server: Server, now: number): ServerState {
+  const ejected = server.ejectedUntil > now;
+  const since = server.stats.server_ejected_at;
+  return {
+    server: server.conf.text,
+    name: server.conf.id,
+    address: formatAddr(server.conf.addr),
+    weight: server.conf.weight,
+    state: ejected ? "ejected" : "up",
+    ejected_since: ejected && since > 0 ? new Date(Math.floor(since / 1000)).toISOString() : null,
+    retry_at: ejected ? new Date(server.ejectedUntil).toISOString() : null,
+    connections: server.stats.server_connections,
+    failures: server.failures,
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of the live counters and the request
+ * histograms. Names come from the twemproxy field tables: `nutcracker_<field>`, with
+ * `_total` on counters and `_seconds` on timestamps; HELP text is the `-D` description.
+ */
+import type { Pool } from "../proxy/pool.ts";
+import type { Histogram } from "./histogram.ts";
+import type { CommandSeries, Metrics } from "./metrics.ts";
+import { POOL_STAT_FIELDS, SERVER_STAT_FIELDS, type StatField } from "./fields.ts";
+import { connectionTotals, serversInStatsOrder } from "./snapshot.ts";
+
+/** The Content-Type of the exposition. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** What the exposition is made from. */
+export interface PrometheusInput {
+  readonly pools: readonly Pool[];
+  readonly metrics: Metrics;
+  readonly version: string;
+  readonly source: string;
+  readonly uptimeSeconds: number;
+  /** Clock ms now, to tell which servers are ejected. */
+  readonly now: number;
+}
+
+type Labels = readonly (readonly [string, string])[];
+
+/** Escape a label value: backslash, double quote and newline. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
+}
+
+/** Escape HELP text: backslash and newline. */
+export function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (c) => (c === "\n" ? "\\n" : "\\\\"));
+}
+
+/** A sample value as Prometheus writes it (+Inf, -Inf, NaN, else the shortest decimal). */
+export function formatValue(value: number): string {
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return Number.isNaN(value) ? "NaN" : String(value);
+}
+
+/** The metric name of a twemproxy stats field. */
+export function metricName(field: StatField): string {
+  if (field.kind === "counter") return `nutcracker_${field.name}_total`;
+  if (field.kind === "timestamp") return `nutcracker_${field.name}_seconds`;
+  return `nutcracker_${field.name}`;
+}
+
+class Exposition {
+  private readonly lines: string[] = [];
+
+  family(name: string, type: "counter" | "gauge" | "histogram", help: string): void {
+    this.lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, labels: Labels, value: number): void {
+    const set = labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",");
+    this.lines.push(`${name}${set === "" ? "" : `{${set}}`} ${formatValue(value)}`);
+  }
+
+  histogram(name: string, labels: Labels, h: Histogram): void {
+    const cumulative = h.cumulative();
+    for (let i = 0; i < h.bounds.length; i++) {
+      this.sample(`${name}_bucket`, [...labels, ["le", formatValue(h.bounds[i])]], cumulative[i]);
+    }
+    this.sample(`${name}_bucket`, [...labels, ["le", "+Inf"]], h.count);
+    this.sample(`${name}_sum`, labels, h.sum);
+    this.sample(`${name}_count`, labels, h.count);
+  }
+
+  text(): string {
+    return this.lines.join("\n") + "\n";
+  }
+}
+
+const HISTOGRAMS: readonly { name: string; help: string; pick: (s: CommandSeries) => Histogram }[] = [
+  {
+    name: "nutcracker_request_duration_seconds",
+    help: "time from queueing a request to a server until its reply is parsed, per command",
+    pick: (s) => s.latency,
+  },
+  { name: "nutcracker_request_size_bytes", help: "bytes of each request sent to a server, per command", pick: (s) => s.requestSize },
+  { name: "nutcracker_response_size_bytes", help: "bytes of each reply from a server, per command", pick: (s) => s.responseSize },
+];
+
+/** The whole exposition, from live counters (not the stats-interval snapshot). */
+export function renderPrometheus(input: PrometheusInput): string {
+  const out = new Exposition();
+  const { pools } = input;
+  const totals = connectionTotals(pools);
+  out.family("nutcracker_info", "gauge", "constant 1, labelled with the compatible version and the host name");
+  out.sample("nutcracker_info", [["version", input.version], ["source", input.source]], 1);
+  out.family("nutcracker_uptime_seconds", "gauge", "seconds since the proxy started");
+  out.sample("nutcracker_uptime_seconds", [], input.uptimeSeconds);
+  out.family("nutcracker_connections_total", "counter", "connections opened since start: listeners, clients and servers");
+  out.sample("nutcracker_connections_total", [], totals.total);
+  out.family("nutcracker_curr_connections", "gauge", "connections open now: listeners, clients and servers");
+  out.sample("nutcracker_curr_connections", [], totals.curr);
+  writePoolFamilies(out, pools);
+  writeServerFamilies(out, pools, input.now);
+  writeHistograms(out, pools, input.metrics);
+  return out.text();
+}
+
+function writePoolFamilies(out: Exposition, pools: readonly Pool[]): void {
+  for (const field of POOL_STAT_FIELDS) {
+    const name = metricName(field);
+    out.family(name, field.kind === "counter" ? "counter" : "gauge", field.description);
+    for (const pool of pools) out.sample(name, [["pool", pool.conf.name]], valueOf(pool.stats, field));
+  }
+  out.family("nutcracker_client_connections_opened_total", "counter", "client connections accepted since start");
+  for (const pool of pools) {
+    out.sample("nutcracker_client_connections_opened_total", [["pool", pool.conf.name]], pool.stats.client_connections_opened);
+  }
+}
+
+function writeServerFamilies(out: Exposition, pools: readonly Pool[], now: number): void {
+  const each = (fn: (labels: Labels, pool: Pool, server: Pool["servers"][number]) => void) => {
+    for (const pool of pools) {
+      for (const server of serversInStatsOrder(pool)) fn([["pool", pool.conf.name], ["server", server.conf.id]], pool, server);
+    }
+  };
+  for (const field of SERVER_STAT_FIELDS) {
+    const name = metricName(field);
+    out.family(name, field.kind === "counter" ? "counter" : "gauge", field.description);
+    each((labels, _pool, server) => out.sample(name, labels, valueOf(server.stats, field)));
+  }
+  out.family("nutcracker_server_connections_opened_total", "counter", "connections opened to the server since start");
+  each((labels, _pool, server) => out.sample("nutcracker_server_connections_opened_total", labels, server.stats.server_connections_opened));
+  out.family("nutcracker_server_ejected", "gauge", "1 while the server is ejected from its pool, else 0");
+  each((labels, _pool, server) => out.sample("nutcracker_server_ejected", labels, server.ejectedUntil > now ? 1 : 0));
+}
+
+function writeHistograms(out: Exposition, pools: readonly Pool[], metrics: Metrics): void {
+  const series: CommandSeries[] = [];
+  const live = new Set<Pool["servers"][number]>();
+  for (const pool of pools) {
+    for (const server of serversInStatsOrder(pool)) {
+      live.add(server);
+      series.push(...metrics.seriesOf(server));
+    }
+  }
+  metrics.retain(live);
+  for (const histogram of HISTOGRAMS) {
+    out.family(histogram.name, "histogram", histogram.help);
+    for (const s of series) {
+      out.histogram(histogram.name, [["pool", s.pool], ["server", s.server], ["command", s.command]], histogram.pick(s));
+    }
+  }
+}
+
+/** A field's value; timestamps (usec) become seconds. */
+function valueOf(stats: object, field: StatField): number {
+  const value = (stats as Record<string, number>)[field.name];
+  return field.kind === "timestamp" ? value / 1e6 : value;
+}

@@ -1,0 +1,205 @@
+/**
+ * Unit tests of the proxy engine on an in-memory network with a fake clock: ordering,
+ * timeouts, ejection and retry, fragmentation — deterministic, no real sockets.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FakeClock, MemNet, settle } from "./helpers/memnet.ts";
+import { loadConf } from "../core/conf/mod.ts";
+import { createLogger } from "../core/log.ts";
+import type { Conn } from "../core/net.ts";
+import { type Proxy, startProxy } from "../core/proxy/mod.ts";
+import { parseRequest, RequestSlots } from "../core/redis/mod.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A tiny in-memory Redis: GET/SET/DEL/MGET on a Map; can hold its replies until released. */
+class FakeRedis {
+  readonly data = new Map<string, string>();
+  readonly received: string[] = [];
+  held = false;
+  private backlog: (() => void)[] = [];
+  conns: Conn[] = [];
+
+  attach(conn: Conn): void {
+    this.conns.push(conn);
+    const slots = new RequestSlots();
+    let pending = new Uint8Array(0);
+    conn.onData = (chunk) => {
+      const buf = new Uint8Array(pending.length + chunk.length);
+      buf.set(pending);
+      buf.set(chunk, pending.length);
+      let pos = 0;
+      for (let end = parseRequest(buf, pos, slots); end > 0; end = parseRequest(buf, pos, slots)) {
+        const args = [];
+        for (let i = 0; i < slots.argc; i++) args.push(dec.decode(buf.subarray(slots.argStart[i], slots.argEnd[i])));
+        this.received.push(args.join(" "));
+        const reply = this.execute(args);
+        if (this.held) this.backlog.push(() => conn.write(enc.encode(reply)));
+        else conn.write(enc.encode(reply));
+        pos = end;
+      }
+      pending = buf.slice(pos);
+    };
+  }
+
+  release(): void {
+    this.held = false;
+    for (const send of this.backlog.splice(0)) send();
+  }
+
+  private execute(args: string[]): string {
+    const [name, ...rest] = args;
+    const cmd = name.toLowerCase();
+    if (cmd === "set") {
+      this.data.set(rest[0], rest[1]);
+      return "+OK\r\n";
+    }
+    if (cmd === "get") return bulk(this.data.get(rest[0]));
+    if (cmd === "mget") return `*${rest.length}\r\n` + rest.map((k) => bulk(this.data.get(k))).join("");
+    if (cmd === "del") return `:${rest.filter((k) => this.data.delete(k)).length}\r\n`;
+    return "-ERR fake redis does not know " + cmd + "\r\n";
+  }
+}
+
+function bulk(value: string | undefined): string {
+  return value === undefined ? "$-1\r\n" : `$${enc.encode(value).length}\r\n${value}\r\n`;
+}
+
+const YAML = (extra: string) => `
+alpha:
+  listen: 127.0.0.1:22121
+  redis: true
+  hash: fnv1a_64
+  distribution: modula
+${extra}
+  servers:
+    - 127.0.0.1:7001:1 one
+    - 127.0.0.1:7002:1 two
+`;
+
+interface Rig {
+  net: MemNet;
+  clock: FakeClock;
+  proxy: Proxy;
+  backends: FakeRedis[];
+  /** Send raw bytes as a client; returns a function that reads what arrived so far. */
+  client(): { send(text: string): void; received(): string; closed(): boolean };
+}
+
+async function rig(extra = ""): Promise<Rig> {
+  const net = new MemNet();
+  const clock = new FakeClock();
+  const backends = [new FakeRedis(), new FakeRedis()];
+  await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7001 }, (c) => backends[0].attach(c));
+  await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7002 }, (c) => backends[1].attach(c));
+  const log = createLogger(() => {}, 0);
+  const proxy = await startProxy(loadConf(YAML(extra), "engine.yml"), { net, clock, log });
+  const client = () => {
+    const conn = net.connect({ kind: "tcp", host: "127.0.0.1", port: 22121 });
+    let text = "";
+    let closed = false;
+    conn.onData = (chunk) => void (text += dec.decode(chunk));
+    conn.onClose = () => void (closed = true);
+    return { send: (s: string) => void conn.write(enc.encode(s)), received: () => text, closed: () => closed };
+  };
+  return { net, clock, proxy, backends, client };
+}
+
+/** Keys known (by the modula ring above) to land on server one and server two. */
+function keyOn(r: Rig, server: number): string {
+  for (let i = 0; i < 1000; i++) {
+    const key = `k${i}`;
+    const bytes = enc.encode(key);
+    if (r.proxy.pools[0].serverIndexFor(bytes, 0, bytes.length) === server) return key;
+  }
+  throw new Error("no key found");
+}
+
+function cmd(...args: string[]): string {
+  return `*${args.length}\r\n` + args.map((a) => `$${enc.encode(a).length}\r\n${a}\r\n`).join("");
+}
+
+describe("engine on an in-memory network", () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig("  timeout: 500\n  auto_eject_hosts: true\n  server_failure_limit: 2\n  server_retry_timeout: 10000");
+  });
+  after(async () => {
+    await r.proxy.close(0);
+  });
+
+  it("returns replies in request order when the first server answers last", async () => {
+    const a = keyOn(r, 0);
+    const b = keyOn(r, 1);
+    r.backends[0].data.set(a, "first");
+    r.backends[1].data.set(b, "second");
+    r.backends[0].held = true;
+    const c = r.client();
+    c.send(cmd("GET", a) + cmd("GET", b));
+    await settle();
+    assert.equal(c.received(), "", "the second reply must wait for the first");
+    r.backends[0].release();
+    await settle();
+    assert.equal(c.received(), "$5\r\nfirst\r\n$6\r\nsecond\r\n");
+  });
+
+  it("merges a fragmented MGET in key order", async () => {
+    const a = keyOn(r, 0);
+    const b = keyOn(r, 1);
+    r.backends[0].data.set(a, "A");
+    r.backends[1].data.set(b, "B");
+    const c = r.client();
+    c.send(cmd("MGET", b, "missing-key", a, b));
+    await settle();
+    const missing = r.proxy.pools[0].serverIndexFor(enc.encode("missing-key"), 0, 11);
+    assert.ok(missing === 0 || missing === 1);
+    assert.equal(c.received(), "*4\r\n$1\r\nB\r\n$-1\r\n$1\r\nA\r\n$1\r\nB\r\n");
+  });
+
+  it("times out a request, closes that server connection and never delivers the late reply", async () => {
+    const a = keyOn(r, 0);
+    r.backends[0].data.set(a, "late");
+    r.backends[0].held = true;
+    const c = r.client();
+    c.send(cmd("GET", a));
+    await settle();
+    r.clock.advance(600);
+    await settle();
+    assert.equal(c.received(), "-ERR Connection timed out\r\n");
+    assert.equal(r.proxy.pools[0].servers[0].stats.server_timedout, 1);
+    r.backends[0].release();
+    r.backends[0].held = false;
+    c.send(cmd("SET", a, "fresh") + cmd("GET", a));
+    await settle();
+    assert.equal(c.received(), "-ERR Connection timed out\r\n+OK\r\n$5\r\nfresh\r\n");
+  });
+});
+
+describe("engine failure policy", () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig("  timeout: 100\n  auto_eject_hosts: true\n  server_failure_limit: 2\n  server_retry_timeout: 5000");
+  });
+  after(async () => {
+    await r.proxy.close(0);
+  });
+
+  it("ejects a server after the failure limit and routes its keys to the others until the retry time", async () => {
+    const a = keyOn(r, 0);
+    r.backends[0].held = true;
+    const c = r.client();
+    for (let i = 0; i < 2; i++) {
+      c.send(cmd("GET", a));
+      await settle();
+      r.clock.advance(150);
+      await settle();
+    }
+    assert.equal(r.proxy.pools[0].stats.server_ejects, 1);
+    assert.equal(r.proxy.pools[0].serverIndexFor(enc.encode(a), 0, a.length), 1);
+    r.backends[0].release();
+    r.clock.advance(5000);
+    assert.equal(r.proxy.pools[0].serverIndexFor(enc.encode(a), 0, a.length), 0, "back after the retry timeout");
+  });
+});
