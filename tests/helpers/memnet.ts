@@ -24,11 +24,21 @@ class MemConn implements Conn {
     this.remote = remote;
   }
 
+  /** Writes before the connection opens wait here, as with real sockets. */
+  early: Uint8Array[] = [];
+
   write(chunk: Uint8Array): boolean {
     const peer = this.peer;
-    if (this.closed || peer === null) return false;
-    peer.receive(chunk.slice());
+    if (this.closed) return false;
+    if (peer === null) this.early.push(chunk.slice());
+    else peer.receive(chunk.slice());
     return true;
+  }
+
+  /** Connect two conns and hand over what was written before. */
+  link(peer: MemConn): void {
+    this.peer = peer;
+    for (const chunk of this.early.splice(0)) peer.receive(chunk);
   }
 
   pause(): void {
@@ -92,8 +102,8 @@ export class MemNet implements Net {
     queueMicrotask(() => {
       if (onConn === undefined) return client.close(new Error("Connection refused"));
       const server = new MemConn("memory-client");
-      client.peer = server;
       server.peer = client;
+      client.link(server);
       onConn(server);
       client.onConnect();
     });
@@ -140,7 +150,7 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Let queued microtasks (in-memory deliveries) run. */
-export async function settle(rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds; i++) await Promise.resolve();
+/** Let in-memory deliveries run: each macrotask turn drains every queued microtask. */
+export async function settle(turns = 5): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setTimeout(resolve, 0));
 }

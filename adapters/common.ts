@@ -1,0 +1,56 @@
+/**
+ * Small pieces all three adapters share: buffer sizes, the default handlers a
+ * fresh Conn starts with, and unix socket file housekeeping (node:fs works in
+ * Node, Deno and Bun alike).
+ */
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import type { Addr } from "../core/net.ts";
+
+/** write() returns false once more than this many bytes wait in user space. */
+export const HIGH_WATER_MARK = 64 * 1024;
+
+/** Size of one read (Deno's read loop). */
+export const READ_SIZE = 64 * 1024;
+
+/** Until the core assigns its handlers, events go nowhere. */
+export function noop(): void {}
+
+/** A view that is a plain Uint8Array (Node and Bun hand out Buffers, whose slice() does not copy). */
+export function plainBytes(chunk: Uint8Array): Uint8Array {
+  if (chunk.constructor === Uint8Array) return chunk;
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** Join queued chunks into one write, so many small writes cost one syscall. */
+export function concatChunks(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Remove a socket file left behind by a process that died, so listen() can bind.
+ * Only sockets are removed: a regular file at the path still makes listen fail.
+ */
+export function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // Nothing there (or not ours to remove): listen() reports the real problem.
+  }
+}
+
+/** Apply the permission bits from a "path mode" listen line after binding. */
+export function applyUnixMode(addr: Addr): void {
+  if (addr.kind === "unix" && addr.mode !== undefined) chmodSync(addr.path, addr.mode);
+}
+
+/** Delete our socket file when the listener closes (Node does this itself; the others do not). */
+export function removeSocketFile(path: string): void {
+  removeStaleSocket(path);
+}
