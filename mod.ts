@@ -156,8 +156,8 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
 function logPools(conf: Conf, log: Logger): void {
   for (const pool of conf.pools) {
     const kind = pool.redis ? "redis" : "memcache";
-    log.notice(`pool '${pool.name}' (${kind}) on ${pool.listenText} with ${pool.shards.length} servers,` +
-      ` hash ${pool.hash}, distribution ${pool.distribution}`);
+    log.notice(`pool '${pool.name}': ${kind}, ${pool.shards.length} servers, hash ${pool.hash},` +
+      ` distribution ${pool.distribution}, listen ${pool.listenText}`);
   }
 }
 

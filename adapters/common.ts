@@ -5,6 +5,7 @@
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import type { Addr } from "../core/net.ts";
+import { netError } from "./errors.ts";
 
 /** write() returns false once more than this many bytes wait in user space. */
 export const HIGH_WATER_MARK = 64 * 1024;
@@ -19,6 +20,15 @@ export function noop(): void {}
 export function plainBytes(chunk: Uint8Array): Uint8Array {
   if (chunk.constructor === Uint8Array) return chunk;
   return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** Run a synchronous setup step as a promise; a throw becomes a normalized rejection. */
+export function settle<T>(step: () => T): Promise<T> {
+  try {
+    return Promise.resolve(step());
+  } catch (err) {
+    return Promise.reject(netError(err));
+  }
 }
 
 /** Join queued chunks into one write, so many small writes cost one syscall. */

@@ -107,7 +107,7 @@ describe("admin API of a proxy with two pools", () => {
       return await res.text();
     };
     const before = await read();
-    const gets = Array.from({ length: K }, (_, i) => resp("GET", `missing:${i}`)).join("");
+    const gets = Array.from({ length: K }, (_, i) => resp("GET", `${((i + 1) * 2654435761 >>> 0).toString(36)}:missing`)).join("");
     await rawRequest(stack.ports[0], gets, { expectBytes: 5 * K, timeoutMs: 5000 });
     const after = await read();
     const delta = (name: string, match: Record<string, string>) => total(after, name, match) - total(before, name, match);

@@ -34,7 +34,7 @@ describe("a pool with redis_auth in front of password-protected redis-servers", 
 
   before(async () => {
     backends.push(...await Promise.all([0, 1].map(() => startRedis({ args: ["--requirepass", "secret"] }))));
-    tp = await startTestProxy(redisPoolYaml(backends.map((b) => b.port), "  redis_auth: secret\n"));
+    tp = await startTestProxy(redisPoolYaml(backends.map((b) => b.port), "  hash: md5\n  redis_auth: secret\n"));
   });
 
   after(async () => {

@@ -66,7 +66,7 @@ describe("ioredis through the proxy gets what it gets from a plain redis-server"
     await same("hashes", async (r) => [await r.hset("io:h", { a: "1", b: "2" }), await r.hgetall("io:h"), await r.hincrby("io:h", "a", 2)]);
     await same("lists", async (r) => [await r.rpush("io:l", "a", "b", "c"), await r.lrange("io:l", 0, -1), await r.lpos("io:l", "b")]);
     await same("sets", async (r) => [await r.sadd("io:t", "x", "y"), (await r.smembers("io:t")).sort(), await r.sismember("io:t", "x")]);
-    await same("zsets", async (r) => [await r.zadd("io:z", 1, "a", 2, "b"), await r.zrange("io:z", 0, -1, "WITHSCORES")]);
+    await same("zsets", async (r) => [await r.zadd("io:z", 1, "a", 2, "b"), await r.zrange("io:z", "0", "-1", "WITHSCORES")]);
   });
 
   it("binary Buffer values round-trip through getBuffer", async () => {

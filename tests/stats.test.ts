@@ -38,7 +38,8 @@ type Counters = Record<string, number>;
 
 describe("stats of a pool over two redis-servers", () => {
   const N = 40;
-  const keys = Array.from({ length: N }, (_, i) => `key:${i}`);
+  // Spread-out keys: twemproxy's fnv1a_64 puts look-alike keys ("key:1".."key:9") on one server.
+  const keys = Array.from({ length: N }, (_, i) => `${((i + 1) * 2654435761 >>> 0).toString(36)}:key`);
   const values = keys.map((_, i) => `value-${i}-${"x".repeat(i * 3)}`);
   let redis: ServerProcess[] = [];
   let proxy: Proxy;

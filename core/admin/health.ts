@@ -5,7 +5,7 @@
  * first request), so a probe connect is the only answer that does not depend on
  * traffic. Results are cached briefly so frequent checks do not flood the servers.
  */
-import type { Addr, Clock, Net } from "../net.ts";
+import type { Addr, Clock, Conn, Net } from "../net.ts";
 import type { Pool } from "../proxy/pool.ts";
 import type { Server } from "../proxy/server.ts";
 
@@ -101,7 +101,12 @@ export function connectOnce(net: Net, clock: Clock, addr: Addr, timeoutMs: numbe
   return new Promise((resolve) => {
     let connected = false;
     let settled = false;
-    const conn = net.connect(addr, { connectTimeoutMs: timeoutMs });
+    let conn: Conn;
+    try {
+      conn = net.connect(addr, { connectTimeoutMs: timeoutMs });
+    } catch {
+      return resolve(false);
+    }
     const settle = (ok: boolean) => {
       if (settled) return;
       settled = true;

@@ -76,7 +76,7 @@ export class Pool {
     server.failures = 0;
     const now = this.env.clock.now();
     server.ejectedUntil = now + conf.serverRetryTimeout;
-    server.stats.server_ejected_at = now * 1000;
+    server.stats.server_ejected_at = Math.floor(now * 1000);
     this.stats.server_ejects++;
     this.env.log.log(4, `pool '${conf.name}': ejecting server ${server.conf.id} for ${conf.serverRetryTimeout} ms`);
     this.rebuild();

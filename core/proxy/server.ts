@@ -194,7 +194,6 @@ export class ServerConn implements Flushable, ReqOwner {
 
   private protocolError(message: string): void {
     this.env.log.error(`server ${this.server.conf.id}: bad reply: ${message}`);
-    this.server.stats.server_err++;
     this.close("Protocol error");
   }
 

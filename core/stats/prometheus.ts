@@ -4,6 +4,7 @@
  * `_total` on counters and `_seconds` on timestamps; HELP text is the `-D` description.
  */
 import type { Pool } from "../proxy/pool.ts";
+import type { Server } from "../proxy/server.ts";
 import type { Histogram } from "./histogram.ts";
 import type { CommandSeries, Metrics } from "./metrics.ts";
 import { POOL_STAT_FIELDS, SERVER_STAT_FIELDS, type StatField } from "./fields.ts";
@@ -100,8 +101,9 @@ export function renderPrometheus(input: PrometheusInput): string {
   out.family("nutcracker_curr_connections", "gauge", "connections open now: listeners, clients and servers");
   out.sample("nutcracker_curr_connections", [], totals.curr);
   writePoolFamilies(out, pools);
-  writeServerFamilies(out, pools, input.now);
-  writeHistograms(out, pools, input.metrics);
+  const ordered = pools.map((pool) => ({ pool, servers: serversInStatsOrder(pool) }));
+  writeServerFamilies(out, ordered, input.now);
+  writeHistograms(out, ordered, input.metrics);
   return out.text();
 }
 
@@ -117,28 +119,34 @@ function writePoolFamilies(out: Exposition, pools: readonly Pool[]): void {
   }
 }
 
-function writeServerFamilies(out: Exposition, pools: readonly Pool[], now: number): void {
-  const each = (fn: (labels: Labels, pool: Pool, server: Pool["servers"][number]) => void) => {
-    for (const pool of pools) {
-      for (const server of serversInStatsOrder(pool)) fn([["pool", pool.conf.name], ["server", server.conf.id]], pool, server);
+/** A pool with its servers in stats order, computed once per render. */
+interface OrderedPool {
+  readonly pool: Pool;
+  readonly servers: readonly Server[];
+}
+
+function writeServerFamilies(out: Exposition, pools: readonly OrderedPool[], now: number): void {
+  const each = (fn: (labels: Labels, server: Server) => void) => {
+    for (const { pool, servers } of pools) {
+      for (const server of servers) fn([["pool", pool.conf.name], ["server", server.conf.id]], server);
     }
   };
   for (const field of SERVER_STAT_FIELDS) {
     const name = metricName(field);
     out.family(name, field.kind === "counter" ? "counter" : "gauge", field.description);
-    each((labels, _pool, server) => out.sample(name, labels, valueOf(server.stats, field)));
+    each((labels, server) => out.sample(name, labels, valueOf(server.stats, field)));
   }
   out.family("nutcracker_server_connections_opened_total", "counter", "connections opened to the server since start");
-  each((labels, _pool, server) => out.sample("nutcracker_server_connections_opened_total", labels, server.stats.server_connections_opened));
+  each((labels, server) => out.sample("nutcracker_server_connections_opened_total", labels, server.stats.server_connections_opened));
   out.family("nutcracker_server_ejected", "gauge", "1 while the server is ejected from its pool, else 0");
-  each((labels, _pool, server) => out.sample("nutcracker_server_ejected", labels, server.ejectedUntil > now ? 1 : 0));
+  each((labels, server) => out.sample("nutcracker_server_ejected", labels, server.ejectedUntil > now ? 1 : 0));
 }
 
-function writeHistograms(out: Exposition, pools: readonly Pool[], metrics: Metrics): void {
+function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {
   const series: CommandSeries[] = [];
-  const live = new Set<Pool["servers"][number]>();
-  for (const pool of pools) {
-    for (const server of serversInStatsOrder(pool)) {
+  const live = new Set<Server>();
+  for (const { servers } of pools) {
+    for (const server of servers) {
       live.add(server);
       series.push(...metrics.seriesOf(server));
     }

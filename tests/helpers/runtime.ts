@@ -11,7 +11,7 @@ export type RuntimeName = "node" | "deno" | "bun";
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
 
 /** The CLI entry file. */
-export const MOD = `${ROOT}/tmp/mod_stub.ts`;
+export const MOD = `${ROOT}/mod.ts`;
 
 /** The runtime running this test file. */
 export function runtimeName(): RuntimeName {

@@ -1,0 +1,186 @@
+/**
+ * Node adapter: core/net.ts on node:net. Node already has the semantics the seam
+ * asks for (write() returns false over the high-water mark and 'drain' follows,
+ * allowHalfOpen keeps a socket writable after the peer's FIN), so this file
+ * mostly maps events and normalizes errors. HTTP goes through @hono/node-server.
+ */
+import * as net from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { getRequestListener } from "@hono/node-server";
+import { formatAddr } from "../core/net.ts";
+import type {
+  Addr,
+  Conn,
+  ConnectOptions,
+  FetchHandler,
+  Listener,
+  ListenOptions,
+  Net,
+} from "../core/net.ts";
+import { connectTimeoutError, netError } from "./errors.ts";
+import {
+  applyUnixMode,
+  HIGH_WATER_MARK,
+  noop,
+  plainBytes,
+  removeStaleSocket,
+} from "./common.ts";
+
+// ---- types ------------------------------------------------------------------
+
+type AnyServer = net.Server | ReturnType<typeof createHttpServer>;
+
+const SOCKET_OPTIONS = {
+  allowHalfOpen: true,
+  noDelay: true,
+  highWaterMark: HIGH_WATER_MARK,
+} as const;
+
+// ---- listener ---------------------------------------------------------------
+
+async function listen(
+  addr: Addr,
+  onConn: (conn: Conn) => void,
+  opts: ListenOptions = {},
+): Promise<Listener> {
+  const server = net.createServer(SOCKET_OPTIONS, (socket) => {
+    onConn(new NodeConn(socket, acceptedRemote(socket, addr)));
+  });
+  return await startServer(server, addr, opts.backlog);
+}
+
+async function startServer(server: AnyServer, addr: Addr, backlog?: number): Promise<Listener> {
+  if (addr.kind === "unix") removeStaleSocket(addr.path);
+  const where = addr.kind === "unix"
+    ? { path: addr.path, backlog }
+    : { host: addr.host, port: addr.port, backlog };
+  await new Promise<void>((resolve, reject) => {
+    const failed = (err: Error) => reject(netError(err));
+    server.once("error", failed);
+    server.listen(where, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
+  // Accept errors (EMFILE...) are reported on the server; they must not crash us.
+  server.on("error", noop);
+  applyUnixMode(addr);
+  return { addr: boundAddr(server, addr), close: () => closeServer(server) };
+}
+
+function boundAddr(server: AnyServer, addr: Addr): Addr {
+  const info = server.address();
+  if (addr.kind === "unix" || info === null || typeof info === "string") return addr;
+  return { kind: "tcp", host: info.address, port: info.port };
+}
+
+function closeServer(server: AnyServer): Promise<void> {
+  return new Promise((resolve) => {
+    // Resolve once the port is released; open connections are not waited for.
+    server.close(() => resolve());
+    if ("closeIdleConnections" in server) server.closeIdleConnections();
+    setImmediate(resolve);
+  });
+}
+
+function acceptedRemote(socket: net.Socket, addr: Addr): string {
+  if (addr.kind === "unix" || socket.remoteAddress === undefined) return formatAddr(addr);
+  return formatAddr({ kind: "tcp", host: socket.remoteAddress, port: socket.remotePort ?? 0 });
+}
+
+// ---- conn -------------------------------------------------------------------
+
+/** A Conn over a net.Socket; every runtime event funnels into one close path. */
+class NodeConn implements Conn {
+  onConnect: () => void = noop;
+  onData: (chunk: Uint8Array) => void = noop;
+  onEnd: () => void = noop;
+  onDrain: () => void = noop;
+  onClose: (err?: Error) => void = noop;
+  readonly remote: string;
+
+  private socket: net.Socket;
+  private error: Error | undefined = undefined;
+  private ending = false;
+  private closed = false;
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(socket: net.Socket, remote: string) {
+    this.socket = socket;
+    this.remote = remote;
+    socket.on("data", (chunk: Uint8Array) => this.onData(plainBytes(chunk)));
+    socket.on("end", () => this.onEnd());
+    socket.on("drain", () => this.onDrain());
+    socket.on("error", (err) => {
+      this.error ??= netError(err);
+    });
+    socket.on("close", () => this.finish());
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.ending || this.closed) return false;
+    return this.socket.write(chunk);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    if (this.ending || this.closed) return;
+    this.ending = true;
+    this.socket.end();
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    if (err) this.error = err;
+    this.socket.destroy();
+  }
+
+  /** Outgoing connections: report the connect, or give up after `ms`. */
+  watchConnect(ms: number | undefined): void {
+    this.socket.once("connect", () => {
+      clearTimeout(this.timer);
+      this.onConnect();
+    });
+    if (ms === undefined || ms <= 0) return;
+    this.timer = setTimeout(() => this.destroy(connectTimeoutError()), ms);
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.onClose(this.error);
+  }
+}
+
+function connect(addr: Addr, opts: ConnectOptions = {}): Conn {
+  const target = addr.kind === "unix" ? { path: addr.path } : { host: addr.host, port: addr.port };
+  const socket = net.connect({ ...target, ...SOCKET_OPTIONS, keepAlive: opts.keepAlive ?? false });
+  const conn = new NodeConn(socket, formatAddr(addr));
+  conn.watchConnect(opts.connectTimeoutMs);
+  return conn;
+}
+
+// ---- http -------------------------------------------------------------------
+
+async function serveHttp(addr: Addr, handler: FetchHandler): Promise<Listener> {
+  // Leave the global Request/Response alone: other code in the process may rely on them.
+  const server = createHttpServer(getRequestListener(handler, { overrideGlobalObjects: false }));
+  return await startServer(server, addr);
+}
+
+/** core/net.ts for Node. */
+export function createNet(): Net {
+  return { runtime: "node", listen, connect, serveHttp };
+}
