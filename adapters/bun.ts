@@ -92,7 +92,10 @@ function listenNow(addr: Addr, onConn: (conn: Conn) => void): Listener {
   };
   const server = Bun.listen({ ...target(addr), allowHalfOpen: true, socket: { ...HANDLERS, open } });
   applyUnixMode(addr);
+  let closed = false;
   const close = () => {
+    if (closed) return Promise.resolve();
+    closed = true;
     server.stop();
     if (addr.kind === "unix") removeSocketFile(addr.path);
     return Promise.resolve();
@@ -209,6 +212,10 @@ class BunConn implements Conn {
 
   /** Take over an open socket: apply options, flush what was queued. */
   attach(socket: BunSocket, keepAlive: boolean): void {
+    if (this.closed) {
+      socket.end(); // destroyed by the core before Bun finished opening
+      return;
+    }
     this.socket = socket;
     if (this.tcp) {
       socket.setNoDelay(true);

@@ -51,12 +51,18 @@ function listenNow(addr: Addr, onConn: (conn: Conn) => void, opts: ListenOptions
     : Deno.listen({ hostname: addr.host, port: addr.port, tcpBacklog: opts.backlog });
   applyUnixMode(addr);
   const state = { closed: false };
-  acceptLoop(listener, addr, onConn, state);
+  const accepting = acceptLoop(listener, addr, onConn, state);
+  let closing: Promise<void> | undefined;
   const close = () => {
-    state.closed = true;
-    listener.close();
-    if (addr.kind === "unix") removeSocketFile(addr.path);
-    return Promise.resolve();
+    closing ??= (async () => {
+      state.closed = true;
+      listener.close();
+      // The socket stays bound until the pending accept() is cancelled: wait for that,
+      // or a connect right after close() is accepted and then reset instead of refused.
+      await accepting;
+      if (addr.kind === "unix") removeSocketFile(addr.path);
+    })();
+    return closing;
   };
   return { addr: boundAddr(listener.addr, addr), close };
 }

@@ -65,7 +65,9 @@ async function startServer(server: AnyServer, addr: Addr, backlog?: number): Pro
   // Accept errors (EMFILE...) are reported on the server; they must not crash us.
   server.on("error", noop);
   applyUnixMode(addr);
-  return { addr: boundAddr(server, addr), close: () => closeServer(server) };
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= closeServer(server));
+  return { addr: boundAddr(server, addr), close };
 }
 
 function boundAddr(server: AnyServer, addr: Addr): Addr {

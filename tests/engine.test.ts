@@ -177,6 +177,36 @@ describe("engine on an in-memory network", () => {
   });
 });
 
+describe("engine local commands", () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig();
+  });
+  after(async () => {
+    await r.proxy.close(0);
+  });
+
+  it("answers HELLO 3 with NOPROTO so RESP3-first clients fall back to RESP2", async () => {
+    const c = r.client();
+    c.send(cmd("HELLO", "3") + cmd("HELLO", "2"));
+    await settle();
+    const text = c.received();
+    assert.ok(text.startsWith("-NOPROTO sorry, this protocol version is not supported\r\n*14\r\n"), text);
+    assert.ok(text.includes("$5\r\nproto\r\n:2\r\n"));
+  });
+
+  it("answers PING, ECHO and SELECT 0 itself and refuses other databases", async () => {
+    const c = r.client();
+    c.send(cmd("PING") + cmd("ECHO", "hi") + cmd("SELECT", "0") + cmd("SELECT", "1"));
+    await settle();
+    assert.equal(
+      c.received(),
+      "+PONG\r\n$2\r\nhi\r\n+OK\r\n-ERR SELECT is not allowed through the proxy: only db 0 is available\r\n",
+    );
+    assert.equal(r.backends[0].received.length + r.backends[1].received.length, 0, "nothing reached a server");
+  });
+});
+
 describe("engine failure policy", () => {
   let r: Rig;
   before(async () => {

@@ -73,7 +73,7 @@ export class RedisSession implements Session {
     const spec = lookupCommand(buf, slots.argStart[0], slots.argEnd[0]);
     if (spec === undefined) return void host.replyLocal(unknownCommandErrorFor(buf, slots));
     if (!checkArity(spec, slots.argc)) return void host.replyLocal(wrongArityError(spec));
-    if (!this.authed && spec.name !== "auth" && spec.name !== "quit") {
+    if (!this.authed && !PRE_AUTH.has(spec.name)) {
       return void host.replyLocal(NOAUTH);
     }
     if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
@@ -97,6 +97,8 @@ export class RedisSession implements Session {
   }
 }
 
+/** Commands a client may send before AUTH, as with Redis. */
+const PRE_AUTH = new Set(["auth", "quit", "hello"]);
 const NOAUTH = errorReply("NOAUTH Authentication required.");
 const NO_HEAD: Uint8Array[] = [];
 const EVAL_NO_KEYS = errorReply("ERR EVAL/EVALSHA with no keys cannot be routed by the proxy");

@@ -1,5 +1,5 @@
 /**
- * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, and enough of
+ * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, HELLO, and enough of
  * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy.
  */
 import { bulkReply, EMPTY_ARRAY_REPLY, errorReply, OK_REPLY, PONG_REPLY, ZERO_REPLY } from "../redis/mod.ts";
@@ -45,6 +45,13 @@ export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
     const count = session.slots.argc > 1 && argEquals(buf, session.slots, 1, "count");
     host.replyLocal(count ? ZERO : EMPTY_ARRAY);
   },
+  /** Only RESP2 is spoken; NOPROTO makes clients that try RESP3 first (ioredis) fall back. */
+  hello(session, buf, host) {
+    const slots = session.slots;
+    if (slots.argc > 1 && !argEquals(buf, slots, 1, "2")) return void host.replyLocal(NOPROTO);
+    if (slots.argc > 2) return void host.replyLocal(HELLO_ONLY_BARE);
+    host.replyLocal(HELLO_REPLY);
+  },
   config(session, buf, host) {
     const slots = session.slots;
     if (!argEquals(buf, slots, 1, "get") || slots.argc !== 3) return void host.replyLocal(CONFIG_ONLY_GET);
@@ -63,6 +70,12 @@ function configGetReply(param: Uint8Array): Uint8Array {
   return out;
 }
 
+const NOPROTO = errorReply("NOPROTO sorry, this protocol version is not supported");
+const HELLO_ONLY_BARE = errorReply("ERR HELLO options are not supported by the proxy; use AUTH");
+const HELLO_REPLY = encoder.encode(
+  "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n:2\r\n" +
+    "$2\r\nid\r\n:0\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+);
 const AUTH_NOT_SET = errorReply("ERR Client sent AUTH, but no password is set");
 const INVALID_PASSWORD = errorReply("ERR invalid password");
 const SELECT_ONLY_ZERO = errorReply("ERR SELECT is not allowed through the proxy: only db 0 is available");

@@ -15,7 +15,7 @@ export const Kind = {
   Forward: 0,
   /** Keys spread over servers: split per server, then merge the replies (MGET, MSET, DEL...). */
   MultiKey: 1,
-  /** Answered by the proxy itself (PING, QUIT, AUTH, SELECT, ECHO, COMMAND, CONFIG). */
+  /** Answered by the proxy itself (PING, QUIT, AUTH, SELECT, ECHO, COMMAND, CONFIG, HELLO). */
   Local: 2,
   /** Known to Redis but refused by the proxy (no sensible meaning across shards). */
   Unsupported: 3,
@@ -94,7 +94,7 @@ const MULTI_KEY_VALUE: Group = [[-3, "mset"]];
 
 /** Answered by the proxy. */
 const LOCAL: Group = [
-  [-1, "ping quit command"],
+  [-1, "ping quit command hello"],
   [-2, "auth config"],
   [2, "select echo"],
 ];
@@ -109,7 +109,7 @@ const UNSUPPORTED: Group = [
   [3, "pfdebug publish rename renamenx replicaof slaveof spublish swapdb wait"],
   [4, "brpoplpush waitaof"],
   [6, "blmove"],
-  [-1, "bgsave failover flushall flushdb hello info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
+  [-1, "bgsave failover flushall flushdb info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
   [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe watch"],
   [-3, "blpop brpop bzpopmax bzpopmin msetnx psync"],
   [-4, "bitop restore-asking xread"],

@@ -70,6 +70,16 @@ export async function until(check: () => boolean, ms: number, what: string): Pro
   }
 }
 
+/** Poll `check` every 5 ms for up to `ms`; true if it came to hold. */
+export async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
 /** Everything one Conn reported, with promises for the interesting moments. */
 export interface Recorder {
   readonly conn: Conn;
