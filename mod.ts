@@ -12,6 +12,8 @@ import type { Net } from "./core/net.ts";
 import { startProxy } from "./core/proxy/mod.ts";
 import type { Proxy } from "./core/proxy/mod.ts";
 import { describeStats } from "./core/stats/fields.ts";
+import { createMetrics, type Observability, startObservability } from "./core/admin/mod.ts";
+import { parseListen } from "./core/conf/mod.ts";
 import { parseFlags, usage } from "./adapters/flags.ts";
 import type { Flags } from "./adapters/flags.ts";
 import { createHost, isMainModule, reason, SIGNAL_NUMBERS } from "./adapters/host.ts";
@@ -141,15 +143,32 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
     }
   }
   log.notice(`nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION}, ${net.runtime}) started on pid ${host.pid}`);
+  const adminAddr = flags.admin === null ? null : parseListen(flags.admin);
+  if (adminAddr !== null && !adminAddr.ok) return fail(`invalid --admin address '${flags.admin}': ${adminAddr.phrase}`);
+  const metrics = createMetrics();
   let proxy: Proxy;
   try {
-    proxy = await startProxy(conf, { net, clock: systemClock, log });
+    proxy = await startProxy(conf, { net, clock: systemClock, log, observe: metrics.observe });
   } catch (err) {
     return fail(`failed to start the proxy: ${reason(err)}`);
+  }
+  let observability: Observability;
+  try {
+    observability = await startObservability(proxy, metrics, {
+      statsAddr: { kind: "tcp", host: flags.statsAddr, port: flags.statsPort },
+      statsIntervalMs: flags.statsInterval,
+      adminAddr: adminAddr === null ? null : adminAddr.value.addr,
+      version: NUTCRACKER_VERSION,
+      source: host.hostname,
+    }, { net, clock: systemClock, log });
+  } catch (err) {
+    await proxy.close(0);
+    return fail(`failed to listen on the stats port ${flags.statsAddr}:${flags.statsPort}: ${reason(err)}`);
   }
   logPools(conf, log);
   host.reportReady(true, String(host.pid));
   await stopRequested;
+  await observability.close();
   return await shutdown(flags, host, log, output, proxy);
 }
 

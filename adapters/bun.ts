@@ -160,7 +160,7 @@ class BunConn implements Conn {
     if (this.socket !== null && this.queue.length === 0 && rest.length > 0) {
       rest = rest.subarray(Math.max(this.socket.write(rest), 0));
     }
-    if (rest.length > 0) {
+    if (rest.length > 0 && this.socket === null) {
       this.queue.push(rest);
       this.queued += rest.length;
     }

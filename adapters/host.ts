@@ -29,6 +29,8 @@ export interface LogOutput {
 /** The process-level operations main() needs. */
 export interface Host {
   readonly pid: number;
+  /** This machine's name, reported as the stats `source`. */
+  readonly hostname: string;
   /** Arguments after the program (and script) name. */
   argv(): string[];
   /** Read a text file; throws an Error whose message is the reason (e.g. "No such file or directory"). */
@@ -157,6 +159,7 @@ export function createHost(): Host {
   const handlers: Array<[HostSignal, () => void]> = [];
   const host: Host = {
     pid: process.pid,
+    hostname: os.hostname(),
     argv: () => process.argv.slice(2),
     readText: (file) => {
       try {

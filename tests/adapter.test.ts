@@ -142,16 +142,21 @@ describe("net adapter contract", () => {
     assert.equal(firstDifference(accepted[0].data(), data), -1);
   });
 
-  it("pause() stops onData mid-stream until resume()", { timeout: 30_000 }, async () => {
+  it("pause() stops onData mid-stream until resume(), even with a read in flight", { timeout: 30_000 }, async () => {
     const data = pattern(8 * MIB, 44);
     let bytesAtPause = -1;
+    let pauseScheduled = false;
     const { listener, accepted } = await listenRecorded(net, scope, (rec) => {
       const recordData = rec.conn.onData;
       rec.conn.onData = (chunk) => {
         recordData(chunk);
-        if (bytesAtPause >= 0 || rec.bytes < 2 * MIB) return;
-        bytesAtPause = rec.bytes;
-        rec.conn.pause();
+        if (pauseScheduled || rec.bytes < 2 * MIB) return;
+        pauseScheduled = true;
+        // Pause from outside a data callback, while the runtime is busy reading.
+        setTimeout(() => {
+          bytesAtPause = rec.bytes;
+          rec.conn.pause();
+        }, 0);
       };
     });
     const client = record(scope.conn(net.connect(listener.addr)));

@@ -92,9 +92,24 @@ async function startProxy(tag: string, extra: string[] = []) {
   const conf = writeConf(`${tag}.yml`, port);
   const log = path.join(tmp, `${tag}.log`);
   const pidFile = path.join(tmp, `${tag}.pid`);
-  const child = startCli(["-c", conf, "-o", log, "-p", pidFile, ...extra]);
+  // A free stats port too: the default 22222 may be taken by another test's proxy.
+  const statsPort = String(await freePort());
+  const child = startCli(["-c", conf, "-o", log, "-p", pidFile, "-s", statsPort, ...extra]);
   await waitForPort(port, 30_000);
   return { child, port, log, pidFile };
+}
+
+/** Everything a TCP server sends before it closes (the stats port's JSON). */
+function readAll(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(10_000, () => socket.destroy(new Error("stats port timed out")));
+    socket.on("data", (chunk) => text += chunk);
+    socket.on("end", () => resolve(text));
+    socket.on("error", reject);
+  });
 }
 
 function ok(result: ReturnType<typeof parseFlags>): Flags {
@@ -277,6 +292,31 @@ describe("nutcracker CLI", () => {
     assert.ok(read(log).includes("signal 15 (SIGTERM) received, exiting"));
   });
 
+  it("serves twemproxy's stats JSON on -s/-a and the admin API on --admin", async () => {
+    const port = await freePort();
+    const statsPort = await freePort();
+    const adminPort = await freePort();
+    const conf = writeConf("stats.yml", port);
+    const child = startCli(["-c", conf, "-s", String(statsPort), "-a", "127.0.0.1", "-i", "100",
+      "--admin", `127.0.0.1:${adminPort}`]);
+    try {
+      await waitForPort(statsPort, 30_000);
+      const stats = JSON.parse(await readAll(statsPort));
+      assert.equal(stats.service, "nutcracker");
+      assert.equal(stats.version, "0.5.0");
+      assert.deepEqual(Object.keys(stats.alpha).slice(0, 6),
+        ["client_eof", "client_err", "client_connections", "server_ejects", "forward_error", "fragments"]);
+      await waitForPort(adminPort, 30_000);
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      assert.match(metrics, /# TYPE nutcracker_requests_total counter\n/);
+      // The only server (port 1) refuses connections, so the pool is not healthy.
+      assert.equal((await fetch(`http://127.0.0.1:${adminPort}/health`)).status, 503);
+    } finally {
+      kill(child.pid, "SIGTERM");
+      assert.equal((await child.done).code, 0);
+    }
+  });
+
   it("exits 0 on SIGINT too", async () => {
     const { child, log } = await startProxy("int");
     await waitUntil(() => read(log).includes("started on pid"), "the start line in the log");
@@ -336,7 +376,7 @@ describe("nutcracker CLI", () => {
     const log = path.join(tmp, "daemon.log");
     const pidFile = path.join(tmp, "daemon.pid");
     const t0 = Date.now();
-    const r = await runCli(["-d", "-c", conf, "-o", log, "-p", pidFile], 30_000);
+    const r = await runCli(["-d", "-c", conf, "-o", log, "-p", pidFile, "-s", String(await freePort())], 30_000);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(Date.now() - t0 < 30_000);
     const pid = Number(read(pidFile));
