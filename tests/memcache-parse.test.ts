@@ -685,6 +685,25 @@ describe("parseRequest() errors against a real memcached", () => {
     });
   }
 
+  it("stores every storage line whose numbers the parser accepts", async () => {
+    const lines = ["set k 4294967296 0 1", "set k -0 0 1", "set k +5 +5 1", "set k 0 -2147483649 1", "set k 0 0 1\tjunk",
+      "set k -18446744073709551615 0 1", "set k 0 0 01", "cas k 0 0 1 +5", "cas k 0 0 1 -18446744073709551615"];
+    for (const line of lines) {
+      const events = whole(line + "\r\nx\r\n");
+      assert.equal(events.length, 1);
+      assert.ok(!events[0].startsWith("!"), line);
+      assert.match(await exchange(mc.port, line + "\r\nx\r\n"), /^(STORED|EXISTS)\r\n$/, line);
+    }
+  });
+
+  it("closes the stream where memcached closes it: a non-get line over 2048 bytes", async () => {
+    const input = "x".repeat(MC_MAX_LINE + 1);
+    assert.deepEqual(whole(input), ["!CLIENT_ERROR line too long", "CLOSE"]);
+    const reply = await rawExchange(mc.port, bytes(input), { timeoutMs: 2000 });
+    assert.equal(reply.closed, true);
+    assert.equal(reply.data.length, 0); // memcached closes without a word; the proxy says why first
+  });
+
   it("decodes base64 keys to the bytes memcached stores (it echoes them re-encoded with k)", async () => {
     for (const key of ["YQ==", "YQ==YQ==", "YQ=A", "YW=j", "AAAA", "Y+/a", "YmluAGtleQ=="]) {
       const reply = await exchange(mc.port, `mg ${key} b k\r\n`);

@@ -43,6 +43,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private need = 0;
+  /** Bytes still to discard: the rest of a rejected request (e.g. an oversized memcached value). */
+  private skip = 0;
   private readPaused = false;
   private inputEnded = false;
   private quitting = false;
@@ -138,6 +140,12 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
 
   private onData(chunk: Uint8Array): void {
     if (this.closed || this.inputEnded || this.quitting) return;
+    if (this.skip > 0) {
+      const dropped = Math.min(this.skip, chunk.length);
+      this.skip -= dropped;
+      if (dropped === chunk.length) return;
+      chunk = chunk.subarray(dropped);
+    }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes > this.owner.limits.maxRequestBytes) return this.overLimit("request");
@@ -159,7 +167,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
         break;
       }
       if (next === CLOSE) return this.closeAfterReplies();
-      pos = next;
+      if (next > buf.length) this.skip = next - buf.length;
+      pos = Math.min(next, buf.length);
     }
     if (pos < buf.length && !this.quitting) this.keepPending(buf.subarray(pos));
     if (pos >= buf.length) this.need = 0;

@@ -1,7 +1,7 @@
 /**
  * Coalesces writes: connections that queued output mark themselves dirty, and one
- * microtask per burst of events flushes them all, so a pipeline of N requests costs
- * a handful of writes instead of N.
+ * deferred run per loop turn flushes them all, so a pipeline of N requests, or N
+ * clients' requests read in the same turn, cost one write per connection instead of N.
  */
 
 export interface Flushable {
@@ -13,6 +13,11 @@ export class Flusher {
   private list: Flushable[] = [];
   private scheduled = false;
   private readonly runBound = () => this.run();
+  private readonly schedule: (fn: () => void) => void;
+
+  constructor(schedule: (fn: () => void) => void = queueMicrotask) {
+    this.schedule = schedule;
+  }
 
   /** Queue `target` for the next flush (once, however often it is marked). */
   mark(target: Flushable): void {
@@ -21,7 +26,7 @@ export class Flusher {
     this.list.push(target);
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(this.runBound);
+    this.schedule(this.runBound);
   }
 
   /** Flush every dirty target; targets marked while flushing are flushed in the same run. */

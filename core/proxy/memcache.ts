@@ -7,10 +7,10 @@
  */
 import type { PoolConf } from "../conf/types.ts";
 import { decodeBase64Key, McCmd, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
-import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
+import { errorLine, isErrorReply, McReplyScanner, quietSuppresses, stripSpan } from "../memcache/reply.ts";
+import type { ReplyFilter } from "./req.ts";
 import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from "./protocol.ts";
 import { fragmentMultiGet } from "./memcache_frag.ts";
-import { quietFilter } from "./memcache_quiet.ts";
 
 const encoder = new TextEncoder();
 const MN = encoder.encode("MN\r\n");
@@ -34,7 +34,8 @@ class McSession implements Session {
       return NEED_MORE;
     }
     if (end === PARSE_ERROR) {
-      host.replyLocal(errorLine(req.error));
+      // memcached stays silent about errors in a noreply command; so do we.
+      host.replyLocal(req.noreply ? null : errorLine(req.error));
       return req.resync < 0 ? CLOSE : req.resync;
     }
     (HANDLERS[req.cmd] ?? forwardByKey)(this, buf, pos, end, host);
@@ -72,6 +73,18 @@ function requestBytes(parsed: McRequest, buf: Uint8Array, pos: number, end: numb
   if (parsed.noreply) return stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd);
   if (parsed.quiet) return stripSpan(buf, pos, end, parsed.quietStart, parsed.quietEnd);
   return buf.subarray(pos, end);
+}
+
+/** Per command, the filter that hides what meta quiet mode (`q`) hides; errors always show. */
+const QUIET_FILTERS = new Map<number, ReplyFilter>();
+
+function quietFilter(cmd: number): ReplyFilter {
+  let filter = QUIET_FILTERS.get(cmd);
+  if (filter === undefined) {
+    filter = (reply) => !quietSuppresses(cmd, reply);
+    QUIET_FILTERS.set(cmd, filter);
+  }
+  return filter;
 }
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");

@@ -4,19 +4,13 @@
  * request with that fragment's error.
  */
 import type { McRequest } from "../memcache/request.ts";
-import { McCmd } from "../memcache/request.ts";
+import { encodeFragment } from "../memcache/encode.ts";
 import { isErrorReply, splitValues } from "../memcache/reply.ts";
 import type { Req } from "./req.ts";
 import type { SessionHost } from "./protocol.ts";
 
 const encoder = new TextEncoder();
 const END = encoder.encode("END\r\n");
-const VERBS: Record<number, Uint8Array> = {
-  [McCmd.Get]: encoder.encode("get"),
-  [McCmd.Gets]: encoder.encode("gets"),
-  [McCmd.Gat]: encoder.encode("gat"),
-  [McCmd.Gats]: encoder.encode("gats"),
-};
 
 export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, host: SessionHost): void {
   const keys: Uint8Array[] = [];
@@ -28,9 +22,6 @@ export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, host: Sessi
     if (group === undefined) groups.set(server, [k]);
     else group.push(k);
   }
-  const exptime = parsed.cmd === McCmd.Gat || parsed.cmd === McCmd.Gats
-    ? buf.subarray(parsed.gatExptimeStart, parsed.gatExptimeEnd)
-    : null;
   const parent = host.newReq(END);
   parent.kind = parsed.cmd;
   parent.merge = (p) => mergeValues(p, keys);
@@ -39,30 +30,13 @@ export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, host: Sessi
   host.enqueue(parent);
   host.countFragments(groups.size);
   for (const [server, group] of groups) {
-    const frag = host.newReq(encodeGet(VERBS[parsed.cmd], exptime, group.map((k) => keys[k])));
+    const frag = host.newReq(encodeFragment(buf, parsed, group));
     frag.kind = parsed.cmd;
     frag.parent = parent;
     frag.fragKeys = group;
     parent.frags.push(frag);
     host.sendTo(server, frag);
   }
-}
-
-/** "<verb> [exptime] k1 k2 ...\r\n" */
-function encodeGet(verb: Uint8Array, exptime: Uint8Array | null, keys: Uint8Array[]): Uint8Array {
-  let size = verb.length + 2 + (exptime === null ? 0 : exptime.length + 1);
-  for (const key of keys) size += key.length + 1;
-  const out = new Uint8Array(size);
-  out.set(verb, 0);
-  let at = verb.length;
-  for (const word of exptime === null ? keys : [exptime, ...keys]) {
-    out[at++] = 0x20;
-    out.set(word, at);
-    at += word.length;
-  }
-  out[at++] = 0x0d;
-  out[at] = 0x0a;
-  return out;
 }
 
 function mergeValues(parent: Req, keys: Uint8Array[]): Uint8Array {

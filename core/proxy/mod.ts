@@ -37,7 +37,8 @@ export interface Proxy {
 
 /** Listen on every pool's address; rejects (after closing what opened) if any listen fails. */
 export async function startProxy(conf: Conf, deps: ProxyDeps): Promise<Proxy> {
-  const flusher = new Flusher();
+  const net = deps.net;
+  const flusher = new Flusher(net.defer === undefined ? undefined : (fn) => net.defer!(fn));
   const limits = { ...DEFAULT_LIMITS, ...deps.limits };
   const listeners = conf.pools.map((poolConf) => makeListening(poolConf, deps, flusher, limits));
   try {
