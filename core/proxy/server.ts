@@ -58,7 +58,7 @@ export class Server {
   }
 
   close(): void {
-    for (const conn of this.conns) conn.close("Connection closed by proxy");
+    for (const conn of this.conns) conn.close(CLOSED_BY_PROXY);
   }
 }
 
@@ -111,7 +111,8 @@ export class ServerConn implements Flushable, ReqOwner {
     this.server.stats.server_connections++;
     conn.onConnect = () => env.log.log(6, `connected to server ${this.server.conf.id}`);
     conn.onData = (chunk) => this.onData(chunk);
-    conn.onEnd = () => conn.destroy(new Error("Connection reset by peer"));
+    // The server closed its side: an EOF, not an error (an idle close is no failure).
+    conn.onEnd = () => conn.destroy();
     conn.onDrain = () => {};
     conn.onClose = (err) => this.onClose(conn, err);
     for (const bytes of env.preamble) this.sendInternal(bytes);
@@ -209,15 +210,21 @@ export class ServerConn implements Flushable, ReqOwner {
     stats.server_connections--;
     if (err === undefined) stats.server_eof++;
     else stats.server_err++;
-    const reason = err?.message ?? "Connection reset by peer";
-    this.failOutstanding(reason);
+    this.failOutstanding(err);
   }
 
-  private failOutstanding(reason: string): void {
+  /**
+   * Fail every request still on this connection. A failure counts toward ejection when
+   * requests were lost or the connection broke (refused, reset, timed out), not when an
+   * idle connection was closed by the server or by us.
+   */
+  private failOutstanding(err: Error | undefined): void {
+    const reason = err?.message ?? "Connection reset by peer";
     const pending = this.sent.drain();
     const stats = this.server.stats;
     const hadClientRequests = pending.some((req) => req.owner !== this);
-    if (pending.length > 0 || reason !== "Connection closed by proxy") {
+    const byProxy = reason === CLOSED_BY_PROXY;
+    if (hadClientRequests || (err !== undefined && !byProxy)) {
       this.env.log.log(hadClientRequests ? 4 : 6, `server ${this.server.conf.id} closed: ${reason}`);
     }
     const reply = this.env.protocol.errorReply(reason);
@@ -228,7 +235,7 @@ export class ServerConn implements Flushable, ReqOwner {
       }
       req.finish(reply);
     }
-    if (hadClientRequests || reason !== "Connection closed by proxy") this.env.onFailure(this.server);
+    if (hadClientRequests || (err !== undefined && !byProxy)) this.env.onFailure(this.server);
   }
 
   private armTimer(ms: number | null): void {
@@ -254,6 +261,8 @@ export class ServerConn implements Flushable, ReqOwner {
     this.close("Connection timed out");
   }
 }
+
+const CLOSED_BY_PROXY = "Connection closed by proxy";
 
 function concat(parts: Uint8Array[]): Uint8Array {
   let total = 0;
