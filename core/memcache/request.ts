@@ -416,12 +416,16 @@ function lookup(buf: Uint8Array, start: number, end: number): CommandSpec | unde
   return undefined;
 }
 
-/** memcached lets only multigets grow past MC_MAX_LINE: "get "/"gets " after at most 100 spaces. */
+/** Only multi-key retrievals may grow past MC_MAX_LINE: get/gets/gat/gats after at most 100 spaces. */
 function isLongGet(buf: Uint8Array, pos: number): boolean {
   let i = pos;
   while (buf[i] === SPACE) i++;
   if (i - pos > 100) return false;
-  if (buf[i] !== 0x67 || buf[i + 1] !== 0x65 || buf[i + 2] !== 0x74) return false;
+  // get, gets, gat, gats: the multi-key retrievals, whose lines may be long.
+  if (buf[i] !== 0x67) return false;
+  const isGet = buf[i + 1] === 0x65 && buf[i + 2] === 0x74;
+  const isGat = buf[i + 1] === 0x61 && buf[i + 2] === 0x74;
+  if (!isGet && !isGat) return false;
   return buf[i + 3] === SPACE || (buf[i + 3] === 0x73 && buf[i + 4] === SPACE);
 }
 

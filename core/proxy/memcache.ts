@@ -1,21 +1,23 @@
 /**
  * The memcached protocol for the engine (ASCII and meta). Requests are routed by key;
  * multi-key get/gets/gat/gats are split per server and merged in key order with one
- * END. `noreply` and meta `q` are stripped before forwarding so every request gets
- * exactly one server reply (keeping replies matched), and the client is spared the
- * replies it asked not to see.
+ * END. `noreply` is stripped before forwarding and the reply dropped, so every request
+ * gets exactly one server reply; a quiet meta request (`q`) is forwarded as is and
+ * followed by the proxy's own `mn`, whose MN marks where its possibly empty reply ends.
  */
 import type { PoolConf } from "../conf/types.ts";
 import { decodeBase64Key, McCmd, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
-import { errorLine, isErrorReply, McReplyScanner, quietSuppresses, stripSpan } from "../memcache/reply.ts";
-import type { ReplyFilter } from "./req.ts";
-import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from "./protocol.ts";
+import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
+import { CLOSE, NEED_MORE, type Protocol, type ReplyScanner, type Session, type SessionHost } from "./protocol.ts";
 import { fragmentMultiGet } from "./memcache_frag.ts";
 
 const encoder = new TextEncoder();
 const MN = encoder.encode("MN\r\n");
 const VERSION = encoder.encode("VERSION 1.6.0-twemproxy-ts\r\n");
+const MN_REQUEST = encoder.encode("mn\r\n");
 const DROP = () => false;
+/** Kind bit: a quiet meta request, whose reply may be empty (then the next byte is the trailer's MN). */
+const QUIET = 0x100;
 
 type Handler = (session: McSession, buf: Uint8Array, pos: number, end: number, host: SessionHost) => void;
 
@@ -47,16 +49,20 @@ const HANDLERS: Record<number, Handler> = {
   [McCmd.Mn]: (_s, _b, _p, _e, host) => void host.replyLocal(MN),
   [McCmd.Version]: (_s, _b, _p, _e, host) => void host.replyLocal(VERSION),
   [McCmd.Quit]: (_s, _b, _p, _e, host) => host.closeAfterReplies(),
-  [McCmd.Unsupported]: (_s, _b, _p, _e, host) => void host.replyLocal(UNSUPPORTED),
+  [McCmd.Unsupported]: (s, _b, _p, _e, host) => void host.replyLocal(s.req.noreply ? null : UNSUPPORTED),
 };
 
 function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
   const parsed = session.req;
   if (MULTI_GET.has(parsed.cmd) && parsed.keyCount > 1) return fragmentMultiGet(parsed, buf, host);
-  const req = host.newReq(requestBytes(parsed, buf, pos, end));
+  const req = host.newReq(parsed.noreply ? stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd) : buf.subarray(pos, end));
   req.kind = parsed.cmd;
   if (parsed.noreply) req.filter = DROP;
-  else if (parsed.quiet) req.filter = quietFilter(parsed.cmd);
+  else if (parsed.quiet && parsed.cmd !== McCmd.Me) {
+    req.kind = parsed.cmd | QUIET;
+    req.trailer = MN_REQUEST;
+    req.trailerKind = McCmd.Mn;
+  }
   let keyBuf = buf;
   let keyStart = parsed.keyStart[0];
   let keyEnd = parsed.keyEnd[0];
@@ -68,31 +74,39 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
   host.forward(req, keyBuf, keyStart, keyEnd);
 }
 
-/** The original bytes, minus the noreply / q token so the server always answers. */
-function requestBytes(parsed: McRequest, buf: Uint8Array, pos: number, end: number): Uint8Array {
-  if (parsed.noreply) return stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd);
-  if (parsed.quiet) return stripSpan(buf, pos, end, parsed.quietStart, parsed.quietEnd);
-  return buf.subarray(pos, end);
-}
-
-/** Per command, the filter that hides what meta quiet mode (`q`) hides; errors always show. */
-const QUIET_FILTERS = new Map<number, ReplyFilter>();
-
-function quietFilter(cmd: number): ReplyFilter {
-  let filter = QUIET_FILTERS.get(cmd);
-  if (filter === undefined) {
-    filter = (reply) => !quietSuppresses(cmd, reply);
-    QUIET_FILTERS.set(cmd, filter);
-  }
-  return filter;
-}
-
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");
+
+/**
+ * The codec's scanner, plus quiet requests: at the start of a quiet request's reply an
+ * "M" can only be the trailer's MN (no meta reply code starts with M), so the quiet
+ * request's reply is empty.
+ */
+class QuietAwareScanner implements ReplyScanner {
+  error = "";
+  private readonly inner = new McReplyScanner();
+  private midReply = false;
+
+  scan(buf: Uint8Array, pos: number, kind: number): number {
+    if ((kind & QUIET) !== 0) {
+      if (!this.midReply && buf[pos] === 0x4d) return pos;
+      kind &= ~QUIET;
+    }
+    const end = this.inner.scan(buf, pos, kind);
+    this.midReply = end === PARSE_NEED_MORE;
+    if (end === PARSE_ERROR) this.error = this.inner.error;
+    return end;
+  }
+
+  reset(): void {
+    this.inner.reset();
+    this.midReply = false;
+  }
+}
 
 export const memcacheProtocol: Protocol = {
   name: "memcache",
   newSession: (_pool: PoolConf) => new McSession(),
-  newScanner: () => new McReplyScanner(),
+  newScanner: () => new QuietAwareScanner(),
   errorReply: (message) => errorLine(`SERVER_ERROR ${message}`),
   preamble: () => [],
   isErrorReply: (reply) => isErrorReply(reply),

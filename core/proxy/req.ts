@@ -29,6 +29,12 @@ export class Req {
   /** When it was handed to a server connection (clock ms), for timeouts and latency. */
   sentAt = 0;
   filter: ReplyFilter | null = null;
+  /**
+   * Sent right after this request, as the proxy's own (memcached `mn` after a quiet meta
+   * request): its reply marks where this request's possibly empty reply ends.
+   */
+  trailer: Uint8Array | null = null;
+  trailerKind = 0;
 
   parent: Req | null = null;
   frags: Req[] | null = null;

@@ -97,6 +97,7 @@ export class ServerConn implements Flushable, ReqOwner {
     stats.request_bytes += req.bytes.length;
     stats.out_queue++;
     stats.out_queue_bytes += req.bytes.length;
+    if (req.trailer !== null) this.sendInternal(req.trailer, req.trailerKind);
     if (this.timer === null) this.armTimer(this.env.timeout);
   }
 
@@ -140,8 +141,9 @@ export class ServerConn implements Flushable, ReqOwner {
     this.close("Connection setup rejected");
   }
 
-  private sendInternal(bytes: Uint8Array): void {
+  private sendInternal(bytes: Uint8Array, kind = 0): void {
     const req = new Req(this, bytes);
+    req.kind = kind;
     req.sentAt = this.env.clock.now();
     this.sent.push(req);
     this.queueBytes(bytes);
