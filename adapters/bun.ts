@@ -15,9 +15,11 @@ import type {
   Net,
 } from "../core/net.ts";
 import { connectTimeoutError, netError } from "./errors.ts";
+import { Inbox } from "./inbox.ts";
 import {
   applyUnixMode,
   concatChunks,
+  END_TIMEOUT_MS,
   HIGH_WATER_MARK,
   noop,
   plainBytes,
@@ -78,18 +80,18 @@ function target(addr: Addr): BunTarget {
 // ---- listener ---------------------------------------------------------------
 
 function listen(addr: Addr, onConn: (conn: Conn) => void, _opts: ListenOptions = {}): Promise<Listener> {
-  // Bun.listen takes no backlog; the kernel default (512 here) applies.
+  // Bun.listen has no backlog option; Bun's own (512, measured on 1.4.5) applies.
   return settle(() => listenNow(addr, onConn));
 }
 
 function listenNow(addr: Addr, onConn: (conn: Conn) => void): Listener {
   if (addr.kind === "unix") removeStaleSocket(addr.path);
-  const open = (socket: BunSocket) => {
+  const open = guarded((socket: BunSocket) => {
     const conn = new BunConn(acceptedRemote(socket, addr), addr.kind === "tcp");
     socket.data = conn;
     onConn(conn);
     conn.attach(socket, false);
-  };
+  });
   const server = Bun.listen({ ...target(addr), allowHalfOpen: true, socket: { ...HANDLERS, open } });
   applyUnixMode(addr);
   let closed = false;
@@ -111,15 +113,32 @@ function acceptedRemote(socket: BunSocket, addr: Addr): string {
 
 // ---- conn -------------------------------------------------------------------
 
+/**
+ * Bun hands an exception thrown by a handler to the `error` handler and keeps
+ * going; rethrow it outside Bun's callback instead, so a bug in the core is an
+ * uncaught error here just as it is on Node and Deno, not a socket error.
+ */
+function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  };
+}
+
 /** Bun calls one handler set per listener; each event goes to the socket's BunConn. */
 const HANDLERS: BunHandlers = {
-  open: (socket) => socket.data?.connected(socket),
-  data: (socket, chunk) => socket.data?.onData(plainBytes(chunk)),
-  drain: (socket) => socket.data?.flushQueue(),
-  end: (socket) => socket.data?.peerEnd(),
-  close: (socket, err) => socket.data?.socketClosed(err),
+  open: guarded((socket) => socket.data?.connected(socket)),
+  data: guarded((socket, chunk) => socket.data?.received(plainBytes(chunk))),
+  drain: guarded((socket) => socket.data?.flushQueue()),
+  end: guarded((socket) => socket.data?.peerEnd()),
+  close: guarded((socket, err) => socket.data?.socketClosed(err)),
   error: (socket, err) => socket.data?.socketError(err),
-  connectError: (socket, err) => socket.data?.finish(netError(err)),
+  connectError: guarded((socket, err) => socket.data?.finish(netError(err))),
 };
 
 /** A Conn over a Bun socket, with its own write queue. */
@@ -136,14 +155,16 @@ class BunConn implements Conn {
   private queue: Uint8Array[] = [];
   private queued = 0;
   private needDrain = false;
-  private paused = false;
+  private inbox = new Inbox((chunk) => this.onData(chunk), () => this.endDelivered());
+  private hardPaused = false;
   private keepAlive = false;
   private ending = false;
   private writeShut = false;
   private peerEnded = false;
   private closed = false;
   private error: Error | undefined = undefined;
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private endTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(remote: string, tcp: boolean) {
     this.remote = remote;
@@ -160,7 +181,7 @@ class BunConn implements Conn {
     if (this.socket !== null && this.queue.length === 0 && rest.length > 0) {
       rest = rest.subarray(Math.max(this.socket.write(rest), 0));
     }
-    if (rest.length > 0 && this.socket === null) {
+    if (rest.length > 0) {
       this.queue.push(rest);
       this.queued += rest.length;
     }
@@ -169,19 +190,22 @@ class BunConn implements Conn {
     return false;
   }
 
+  /** Soft pause (see inbox.ts); the socket itself stops reading once the inbox is full. */
   pause(): void {
-    this.paused = true;
-    this.socket?.pause();
+    this.inbox.pause();
   }
 
   resume(): void {
-    this.paused = false;
+    this.inbox.resume();
+    if (!this.hardPaused) return;
+    this.hardPaused = false;
     this.socket?.resume();
   }
 
   end(): void {
     if (this.ending || this.closed) return;
     this.ending = true;
+    this.endTimer = setTimeout(() => this.finish(undefined), END_TIMEOUT_MS);
     this.maybeShutdown();
   }
 
@@ -192,7 +216,7 @@ class BunConn implements Conn {
   /** Start connecting; the Conn is usable (writes queue) before this settles. */
   open(addr: Addr, opts: ConnectOptions): void {
     const ms = opts.connectTimeoutMs ?? 0;
-    if (ms > 0) this.timer = setTimeout(() => this.finish(connectTimeoutError()), ms);
+    if (ms > 0) this.connectTimer = setTimeout(() => this.finish(connectTimeoutError()), ms);
     this.keepAlive = opts.keepAlive ?? false;
     const options = { ...target(addr), allowHalfOpen: true, socket: HANDLERS, data: this };
     // Failures arrive through connectError; the promise rejection is a duplicate.
@@ -205,7 +229,7 @@ class BunConn implements Conn {
       socket.end();
       return;
     }
-    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
     this.attach(socket, this.keepAlive);
     if (!this.closed) this.onConnect();
   }
@@ -221,7 +245,6 @@ class BunConn implements Conn {
       socket.setNoDelay(true);
       if (keepAlive) socket.setKeepAlive(true);
     }
-    if (this.paused) socket.pause();
     this.flushQueue();
   }
 
@@ -232,6 +255,7 @@ class BunConn implements Conn {
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
       const written = Math.max(socket.write(batch), 0);
+      if (this.closed) return; // the write failed and Bun closed the socket
       this.queued -= written;
       if (written < batch.length) {
         this.queue.unshift(batch.subarray(written));
@@ -264,11 +288,24 @@ class BunConn implements Conn {
     this.socket.shutdown();
   }
 
+  /** Bun's `data`. Bun may call it even on a paused socket (as it closes), so the inbox decides. */
+  received(chunk: Uint8Array): void {
+    this.inbox.data(chunk);
+    if (!this.inbox.full || this.hardPaused || this.socket === null) return;
+    this.hardPaused = true;
+    this.socket.pause();
+  }
+
   /** Bun's `end`: the peer sent FIN. */
   peerEnd(): void {
     if (this.closed || this.peerEnded) return;
     this.peerEnded = true;
+    this.inbox.end();
+  }
+
+  private endDelivered(): void {
     this.onEnd();
+    // Our side already shut down too: nothing left to do on this connection.
     if (this.writeShut) this.finish(undefined);
   }
 
@@ -291,9 +328,11 @@ class BunConn implements Conn {
   finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.endTimer);
     this.queue = [];
     this.queued = 0;
+    this.inbox.stop();
     // end() closes fully here (no half-open FIN wait); Bun's close handler then
     // runs synchronously and finds the conn already closed.
     this.socket?.end();

@@ -10,8 +10,12 @@ import { netError } from "./errors.ts";
 /** write() returns false once more than this many bytes wait in user space. */
 export const HIGH_WATER_MARK = 64 * 1024;
 
-/** Size of one read (Deno's read loop). */
-export const READ_SIZE = 64 * 1024;
+/**
+ * end() sends our FIN once the queue is flushed, then waits for the peer's FIN
+ * (so the peer reads the whole reply instead of a reset). A peer that neither
+ * reads nor closes cannot hold the connection longer than this.
+ */
+export const END_TIMEOUT_MS = 5_000;
 
 /** Until the core assigns its handlers, events go nowhere. */
 export function noop(): void {}

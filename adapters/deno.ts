@@ -15,12 +15,13 @@ import type {
   Net,
 } from "../core/net.ts";
 import { connectTimeoutError, netError } from "./errors.ts";
+import { Inbox } from "./inbox.ts";
 import {
   applyUnixMode,
   concatChunks,
+  END_TIMEOUT_MS,
   HIGH_WATER_MARK,
   noop,
-  READ_SIZE,
   removeSocketFile,
   removeStaleSocket,
   settle,
@@ -30,6 +31,11 @@ import {
 
 type RawConn = Deno.Conn;
 type RawListener = Deno.Listener;
+
+/** First read buffer of a conn: pending reads of idle conns pin only this much. */
+const READ_MIN = 16 * 1024;
+/** Largest read buffer, reached by doubling while reads keep filling it. */
+const READ_MAX = 256 * 1024;
 
 /** Largest batch of queued chunks joined into one write. */
 const WRITE_BATCH = 256 * 1024;
@@ -112,17 +118,19 @@ class DenoConn implements Conn {
   readonly remote: string;
 
   private raw: RawConn | null = null;
+  private readBuf = new Uint8Array(READ_MIN);
   private queue: Uint8Array[] = [];
   private queued = 0;
   private writing = false;
   private needDrain = false;
-  private paused = false;
+  private inbox = new Inbox((chunk) => this.onData(chunk), () => this.endDelivered());
   private wake: (() => void) | null = null;
   private ending = false;
   private writeShut = false;
   private peerEnded = false;
   private closed = false;
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private endTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private abort: AbortController | null = null;
 
   constructor(remote: string) {
@@ -146,17 +154,18 @@ class DenoConn implements Conn {
   }
 
   pause(): void {
-    this.paused = true;
+    this.inbox.pause();
   }
 
   resume(): void {
-    this.paused = false;
+    this.inbox.resume();
     this.wakeReader();
   }
 
   end(): void {
     if (this.ending || this.closed) return;
     this.ending = true;
+    this.endTimer = setTimeout(() => this.finish(undefined), END_TIMEOUT_MS);
     this.maybeShutdown();
   }
 
@@ -167,7 +176,7 @@ class DenoConn implements Conn {
   /** Start connecting; the Conn is usable (writes queue) before this settles. */
   open(addr: Addr, opts: ConnectOptions): void {
     const ms = opts.connectTimeoutMs ?? 0;
-    if (ms > 0) this.timer = setTimeout(() => this.finish(connectTimeoutError()), ms);
+    if (ms > 0) this.connectTimer = setTimeout(() => this.finish(connectTimeoutError()), ms);
     this.abort = new AbortController();
     const pending = addr.kind === "unix"
       ? Deno.connect({ transport: "unix", path: addr.path })
@@ -183,7 +192,7 @@ class DenoConn implements Conn {
       raw.close();
       return;
     }
-    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
     this.abort = null;
     this.attach(raw, keepAlive);
     if (!this.closed) this.onConnect();
@@ -207,29 +216,44 @@ class DenoConn implements Conn {
   }
 
   private async readLoop(raw: RawConn): Promise<void> {
-    const buf = new Uint8Array(READ_SIZE);
     while (!this.closed) {
-      if (this.paused) await this.untilResumed();
+      // Paused and holding enough: stop reading until resume() (TCP backpressure).
+      while (this.inbox.full && !this.closed) await this.untilResumed();
       if (this.closed) return;
       let n: number | null;
       try {
-        n = await raw.read(buf);
+        n = await raw.read(this.readBuf);
       } catch (err) {
         this.finish(netError(err));
         return;
       }
       if (this.closed) return;
       if (n === null) return this.readEnded();
-      // The buffer is reused by the next read: hand out a copy.
-      const chunk = buf.slice(0, n);
-      if (this.paused) await this.untilResumed();
-      if (this.closed) return;
-      if (n > 0) this.onData(chunk);
+      if (n > 0) this.inbox.data(this.takeChunk(n));
     }
+  }
+
+  /**
+   * The `n` bytes just read, in a buffer the core may keep. A full buffer is handed
+   * out whole and the next read gets a fresh one twice the size (up to READ_MAX);
+   * otherwise the bytes are copied, and after a burst the small buffer comes back.
+   */
+  private takeChunk(n: number): Uint8Array {
+    const buf = this.readBuf;
+    if (n === buf.length) {
+      this.readBuf = new Uint8Array(Math.min(buf.length * 2, READ_MAX));
+      return buf;
+    }
+    if (buf.length > READ_MIN && n < buf.length / 4) this.readBuf = new Uint8Array(READ_MIN);
+    return buf.slice(0, n);
   }
 
   private readEnded(): void {
     this.peerEnded = true;
+    this.inbox.end();
+  }
+
+  private endDelivered(): void {
     this.onEnd();
     // Our side already shut down too: nothing left to do on this connection.
     if (this.writeShut) this.finish(undefined);
@@ -298,7 +322,8 @@ class DenoConn implements Conn {
   private finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.endTimer);
     this.abort?.abort();
     this.queue = [];
     this.queued = 0;
@@ -307,6 +332,7 @@ class DenoConn implements Conn {
     } catch {
       // Already closed by the runtime.
     }
+    this.inbox.stop();
     this.wakeReader();
     queueMicrotask(() => this.onClose(err));
   }

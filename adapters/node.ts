@@ -20,6 +20,7 @@ import type {
 import { connectTimeoutError, netError } from "./errors.ts";
 import {
   applyUnixMode,
+  END_TIMEOUT_MS,
   HIGH_WATER_MARK,
   noop,
   plainBytes,
@@ -105,7 +106,8 @@ class NodeConn implements Conn {
   private error: Error | undefined = undefined;
   private ending = false;
   private closed = false;
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private endTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(socket: net.Socket, remote: string) {
     this.socket = socket;
@@ -140,28 +142,33 @@ class NodeConn implements Conn {
     if (this.ending || this.closed) return;
     this.ending = true;
     this.socket.end();
+    this.endTimer = setTimeout(() => this.socket.destroy(), END_TIMEOUT_MS);
   }
 
   destroy(err?: Error): void {
     if (this.closed) return;
     if (err) this.error = err;
+    // 'close' comes a tick later; until then refuse writes (Node would report
+    // ERR_STREAM_DESTROYED as the close error).
+    this.ending = true;
     this.socket.destroy();
   }
 
   /** Outgoing connections: report the connect, or give up after `ms`. */
   watchConnect(ms: number | undefined): void {
     this.socket.once("connect", () => {
-      clearTimeout(this.timer);
+      clearTimeout(this.connectTimer);
       this.onConnect();
     });
     if (ms === undefined || ms <= 0) return;
-    this.timer = setTimeout(() => this.destroy(connectTimeoutError()), ms);
+    this.connectTimer = setTimeout(() => this.destroy(connectTimeoutError()), ms);
   }
 
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.endTimer);
     this.onClose(this.error);
   }
 }
@@ -177,6 +184,7 @@ function connect(addr: Addr, opts: ConnectOptions = {}): Conn {
 // ---- http -------------------------------------------------------------------
 
 async function serveHttp(addr: Addr, handler: FetchHandler): Promise<Listener> {
+  if (addr.kind !== "tcp") throw new Error("serveHttp needs a TCP address");
   // Leave the global Request/Response alone: other code in the process may rely on them.
   const server = createHttpServer(getRequestListener(handler, { overrideGlobalObjects: false }));
   return await startServer(server, addr);

@@ -10,6 +10,7 @@ import { existsSync, lstatSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { END_TIMEOUT_MS } from "../adapters/common.ts";
 import { loadNet } from "../adapters/mod.ts";
 import type { Addr, Conn, Net } from "../core/net.ts";
 import {
@@ -35,9 +36,11 @@ const encode = (text: string) => new TextEncoder().encode(text);
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const portOf = (addr: Addr) => (addr.kind === "tcp" ? addr.port : -1);
 
-/** Give a duplicate onClose the chance to show up, then check there was exactly one. */
+/** Give a duplicate onClose the chance to show up (also via late destroy/end), then check there was one. */
 async function assertClosedOnce(rec: Recorder): Promise<Error | undefined> {
   const err = await within(rec.closed, 5_000, "onClose");
+  rec.conn.destroy();
+  rec.conn.end();
   await sleep(50);
   assert.equal(rec.closes, 1);
   return err;
@@ -102,7 +105,7 @@ describe("net adapter contract", () => {
     const client = record(scope.conn(net.connect(listener.addr)));
     writes.push(writeAll(client.conn, up, 77_777));
     await within(client.received(size), 40_000, "32 MiB at the client");
-    await within(until(() => (accepted[0]?.bytes ?? 0) >= size, 40_000, "32 MiB at the server"), 41_000, "");
+    await until(() => (accepted[0]?.bytes ?? 0) >= size, 40_000, "32 MiB at the server");
     await within(Promise.all(writes), 5_000, "both writers");
     assert.equal(firstDifference(client.data(), down), -1);
     assert.equal(firstDifference(accepted[0].data(), up), -1);
@@ -115,6 +118,7 @@ describe("net adapter contract", () => {
     const { listener, accepted } = await listenRecorded(net, scope, (rec) => rec.conn.pause());
     const client = record(scope.conn(net.connect(listener.addr)));
     await within(client.connected, 5_000, "connect");
+    await until(() => accepted.length > 0, 5_000, "the accept");
     // Write until write() says false and no onDrain follows: the kernel buffers are full.
     let sent = 0;
     let stuck = false;
@@ -136,7 +140,7 @@ describe("net adapter contract", () => {
     assert.equal(accepted[0].bytes, 0, "a paused conn delivers nothing");
     const drains = client.drains;
     accepted[0].conn.resume();
-    await within(until(() => client.drains > drains, 10_000, "onDrain"), 11_000, "");
+    await until(() => client.drains > drains, 10_000, "onDrain");
     await writeAll(client.conn, data.subarray(sent), 256 * 1024);
     await within(accepted[0].received(data.length), 20_000, "all bytes at the server");
     assert.equal(firstDifference(accepted[0].data(), data), -1);
@@ -161,13 +165,73 @@ describe("net adapter contract", () => {
     });
     const client = record(scope.conn(net.connect(listener.addr)));
     const writing = writeAll(client.conn, data, 64 * 1024);
-    await within(until(() => bytesAtPause >= 0, 10_000, "the server to pause"), 11_000, "");
+    await until(() => bytesAtPause >= 0, 10_000, "the server to pause");
     await sleep(150);
     assert.equal(accepted[0].bytes, bytesAtPause, "no onData while paused");
     accepted[0].conn.resume();
     await within(accepted[0].received(data.length), 20_000, "the rest after resume");
     await within(writing, 5_000, "the writer");
     assert.equal(firstDifference(accepted[0].data(), data), -1);
+  });
+
+  it("a paused conn still reports the peer's FIN when no data is held", async () => {
+    const { listener, accepted } = await listenRecorded(net, scope, (rec) => {
+      const recordData = rec.conn.onData;
+      rec.conn.onData = (chunk) => {
+        recordData(chunk);
+        rec.conn.pause(); // paused from here on, with nothing held
+      };
+    });
+    const client = record(scope.conn(net.connect(listener.addr)));
+    client.conn.write(encode("hi"));
+    await until(() => (accepted[0]?.bytes ?? 0) >= 2, 5_000, "the first bytes");
+    client.conn.end();
+    await within(accepted[0].ended, 5_000, "onEnd while paused");
+    accepted[0].conn.end();
+    assert.equal(await assertClosedOnce(accepted[0]), undefined);
+    assert.equal(await assertClosedOnce(client), undefined);
+  });
+
+  it("a paused conn holds data and the FIN behind it, and hands both over in order after resume()", async () => {
+    const data = pattern(10_000, 88);
+    let bytesAtEnd = -1;
+    const { listener, accepted } = await listenRecorded(net, scope, (rec) => {
+      rec.conn.pause();
+      const recordEnd = rec.conn.onEnd;
+      rec.conn.onEnd = () => {
+        bytesAtEnd = rec.bytes;
+        recordEnd();
+      };
+    });
+    const client = record(scope.conn(net.connect(listener.addr)));
+    client.conn.write(data);
+    client.conn.end();
+    await until(() => accepted.length > 0, 5_000, "the accept");
+    await sleep(200);
+    assert.equal(accepted[0].bytes, 0);
+    assert.equal(accepted[0].ends, 0, "the FIN waits behind the held data");
+    accepted[0].conn.resume();
+    await within(accepted[0].ended, 5_000, "onEnd after resume");
+    assert.equal(bytesAtEnd, data.length, "all data came before onEnd");
+    assert.equal(firstDifference(accepted[0].data(), data), -1);
+    accepted[0].conn.end();
+    assert.equal(await assertClosedOnce(client), undefined);
+  });
+
+  it("a paused conn delivers no onData even when the peer goes away abruptly", async () => {
+    const { listener, accepted } = await listenRecorded(net, scope, (rec) => {
+      rec.conn.pause();
+      rec.conn.write(pattern(MIB, 99));
+    });
+    const client = record(scope.conn(net.connect(listener.addr)));
+    client.conn.pause(); // leave the server's bytes unread, so closing resets on Linux
+    client.conn.write(pattern(100_000, 98));
+    await until(() => accepted.length > 0, 5_000, "the accept");
+    await sleep(50);
+    client.conn.destroy();
+    await within(client.closed, 5_000, "the client's close");
+    await sleep(300);
+    assert.equal(accepted[0].bytes, 0);
   });
 
   it("large writes made without waiting arrive complete and in order", { timeout: 30_000 }, async () => {
@@ -182,9 +246,9 @@ describe("net adapter contract", () => {
       offset += size;
     }
     assert.ok(client.conn.bufferedBytes > 0, "bytes wait in user space right after the writes");
-    await within(until(() => (accepted[0]?.bytes ?? 0) >= total, 20_000, "all bytes"), 21_000, "");
+    await until(() => (accepted[0]?.bytes ?? 0) >= total, 20_000, "all bytes");
     assert.equal(firstDifference(accepted[0].data(), data), -1);
-    await within(until(() => client.conn.bufferedBytes === 0, 5_000, "an empty queue"), 6_000, "");
+    await until(() => client.conn.bufferedBytes === 0, 5_000, "an empty queue");
   });
 
   it("after the client's end(), the server sees onEnd and its reply still reaches the client", async () => {
@@ -222,6 +286,21 @@ describe("net adapter contract", () => {
     assert.equal(decode(client.data()), "bye");
     assert.equal(decode(accepted[0].data()), "still here");
     assert.equal(await assertClosedOnce(accepted[0]), undefined);
+  });
+
+  it("end() closes within END_TIMEOUT_MS when the peer never closes its side", { timeout: 20_000 }, async () => {
+    const { listener, accepted } = await listenRecorded(net, scope);
+    const client = record(scope.conn(net.connect(listener.addr)));
+    client.conn.write(encode("x"));
+    await until(() => accepted.length > 0, 5_000, "the accept");
+    const startedAt = Date.now();
+    client.conn.end();
+    await within(accepted[0].ended, 5_000, "the FIN at the server");
+    assert.equal(client.closes, 0, "still waiting for the peer's FIN");
+    assert.equal(await within(client.closed, END_TIMEOUT_MS + 5_000, "the end timeout"), undefined);
+    assert.ok(Date.now() - startedAt >= END_TIMEOUT_MS - 50);
+    assert.equal(await assertClosedOnce(client), undefined);
+    assert.equal(accepted[0].closes, 0, "the peer that never ended is still open");
   });
 
   it("writing to a peer that destroyed its side ends in one onClose with a strerror message", async () => {
@@ -299,9 +378,10 @@ describe("net adapter contract", () => {
       );
       if (outcome === "closed") rec = candidate;
     }
+    const elapsed = Date.now() - startedAt;
     assert.ok(rec, "a connect eventually hung");
     const err = await assertClosedOnce(rec);
-    assert.ok(Date.now() - startedAt >= 250, "the timer, not a refusal, closed it");
+    assert.ok(elapsed >= 250, "the timer, not a refusal, closed it");
     assert.equal(err?.message, "Connection timed out");
     assert.equal(rec.connects, 0);
   });

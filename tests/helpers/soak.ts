@@ -5,6 +5,7 @@
  * Uses node:net only, so Node, Deno and Bun all run it.
  */
 import net from "node:net";
+import { readFileSync } from "node:fs";
 import type { Pool } from "../../core/proxy/pool.ts";
 import { parseReply } from "./resp.ts";
 
@@ -186,6 +187,23 @@ export function keysOn(pool: Pool, index: number, prefix: string, count = 1): st
 export function ownerOf(pool: Pool, key: string): number {
   const bytes = encoder.encode(key);
   return pool.serverIndexFor(bytes, 0, bytes.length);
+}
+
+/**
+ * SIGSTOP a server and wait until the kernel reports it stopped (state T in /proc), so a
+ * request sent next cannot be answered by a thread that had not yet seen the signal.
+ */
+export async function freeze(server: { pid: number; kill(sig: "SIGSTOP"): void }): Promise<void> {
+  server.kill("SIGSTOP");
+  const state = () => {
+    try {
+      const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    } catch {
+      return "?";
+    }
+  };
+  if (!(await waitFor(() => state() === "T", 2000, 5))) throw new Error(`pid ${server.pid} did not stop (state ${state()})`);
 }
 
 /** Polls cond every stepMs until it holds (true) or ms pass (false). */
