@@ -14,7 +14,7 @@ import type {
   ListenOptions,
   Net,
 } from "../core/net.ts";
-import { connectTimeoutError, netError } from "./errors.ts";
+import { connectTimeoutError, errnoError, netError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
 import {
   applyUnixMode,
@@ -179,7 +179,9 @@ class BunConn implements Conn {
     if (this.ending || this.closed) return false;
     let rest = chunk;
     if (this.socket !== null && this.queue.length === 0 && rest.length > 0) {
-      rest = rest.subarray(Math.max(this.socket.write(rest), 0));
+      const written = this.socket.write(rest);
+      if (written < 0) return this.writeFailed();
+      rest = rest.subarray(written);
     }
     if (rest.length > 0) {
       this.queue.push(rest);
@@ -254,8 +256,9 @@ class BunConn implements Conn {
     if (socket === null || this.closed) return;
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
-      const written = Math.max(socket.write(batch), 0);
-      if (this.closed) return; // the write failed and Bun closed the socket
+      const written = socket.write(batch);
+      if (written < 0) return void this.writeFailed();
+      if (this.closed) return; // Bun closed the socket during the write
       this.queued -= written;
       if (written < batch.length) {
         this.queue.unshift(batch.subarray(written));
@@ -286,6 +289,15 @@ class BunConn implements Conn {
     this.writeShut = true;
     if (this.peerEnded) return this.finish(undefined);
     this.socket.shutdown();
+  }
+
+  /**
+   * Bun's write() returns -1 once the socket is dead. On a paused socket Bun may
+   * report nothing else (no `close` until it reads again), so close it here.
+   */
+  private writeFailed(): false {
+    this.finish(errnoError("EPIPE"));
+    return false;
   }
 
   /** Bun's `data`. Bun may call it even on a paused socket (as it closes), so the inbox decides. */

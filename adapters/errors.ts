@@ -8,7 +8,7 @@
 export type NetError = Error & { code?: string };
 
 /** errno name -> strerror text, as twemproxy logs it. */
-const STRERROR: Readonly<Record<string, string>> = {
+const STRERROR = {
   ECONNREFUSED: "Connection refused",
   ECONNRESET: "Connection reset by peer",
   ETIMEDOUT: "Connection timed out",
@@ -29,7 +29,7 @@ const STRERROR: Readonly<Record<string, string>> = {
   ENOTFOUND: "Name or service not known",
   EAI_NONAME: "Name or service not known",
   EAI_AGAIN: "Temporary failure in name resolution",
-};
+} as const satisfies Record<string, string>;
 
 /** Deno reports some errors by class name only (Deno.errors.*). */
 const DENO_NAMES: Readonly<Record<string, string>> = {
@@ -45,11 +45,16 @@ const DENO_NAMES: Readonly<Record<string, string>> = {
   NotConnected: "ENOTCONN",
 };
 
-const KNOWN_TEXT = new Set(Object.values(STRERROR));
+const KNOWN_TEXT: ReadonlySet<string> = new Set(Object.values(STRERROR));
 
-/** The message of a connect that did not finish within connectTimeoutMs. */
+/** An error for an errno name, worded as twemproxy prints it: errnoError("EPIPE").message === "Broken pipe". */
+export function errnoError(code: keyof typeof STRERROR): NetError {
+  return Object.assign(new Error(STRERROR[code]), { code });
+}
+
+/** The error of a connect that did not finish within connectTimeoutMs. */
 export function connectTimeoutError(): NetError {
-  return Object.assign(new Error(STRERROR.ETIMEDOUT), { code: "ETIMEDOUT" });
+  return errnoError("ETIMEDOUT");
 }
 
 /**
@@ -60,7 +65,7 @@ export function netError(err: unknown): NetError {
   if (!(err instanceof Error)) return new Error(String(err));
   if (KNOWN_TEXT.has(err.message)) return err; // already normalized
   const code = errorCode(err);
-  const text = code ? STRERROR[code] : undefined;
+  const text = code && code in STRERROR ? STRERROR[code as keyof typeof STRERROR] : undefined;
   const message = text ?? err.message.replace(/ \(os error \d+\)$/, "");
   return Object.assign(new Error(message, { cause: err }), code ? { code } : {});
 }

@@ -234,6 +234,35 @@ describe("net adapter contract", () => {
     assert.equal(accepted[0].bytes, 0);
   });
 
+  it("a paused conn that keeps writing notices a peer that went away, and closes once with an error", {
+    timeout: 20_000,
+  }, async () => {
+    const chunk = pattern(4096, 97);
+    const { listener, accepted } = await listenRecorded(net, scope, (rec) => {
+      const recordData = rec.conn.onData;
+      rec.conn.onData = (data) => {
+        recordData(data);
+        rec.conn.pause();
+      };
+      // Keep writing small replies, as the proxy does while they arrive; at most 8 MiB.
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (rec.closes > 0 || sent >= 8 * MIB) return clearInterval(timer);
+        for (let i = 0; i < 16; i++) rec.conn.write(chunk);
+        sent += 16 * chunk.length;
+      }, 1);
+    });
+    // The client reads everything, so its close is a plain FIN that the paused server
+    // does not read; only the server's later writes can find out that the peer is gone.
+    const client = record(scope.conn(net.connect(listener.addr)));
+    client.conn.write(pattern(300_000, 96)); // more than the server holds while paused
+    await until(() => accepted.length > 0, 5_000, "the accept");
+    await sleep(30);
+    client.conn.destroy();
+    const err = await assertClosedOnce(accepted[0]);
+    assert.match(err?.message ?? "no error", /^(Broken pipe|Connection reset by peer)$/);
+  });
+
   it("large writes made without waiting arrive complete and in order", { timeout: 30_000 }, async () => {
     const sizes = [3 * MIB, 1, 5 * MIB + 7, 65_536, 65_537, 2 * MIB - 3, 17];
     const total = sizes.reduce((a, b) => a + b, 0);

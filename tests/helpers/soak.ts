@@ -1,12 +1,17 @@
 /**
  * Helpers for the fault and soak tests: a pipelining client that records every reply
- * (RESP or memcached text) with progress hooks and can be cut off mid-flight, keys
- * chosen by the server that owns them, bounded polling, and a seeded random source.
- * Uses node:net only, so Node, Deno and Bun all run it.
+ * (RESP or memcached text) with progress hooks and can be cut off mid-flight; a rig of
+ * servers plus proxy per describe; a scripted fake backend; SIGSTOP that waits until the
+ * process really stopped; keys chosen by the server that owns them; bounded polling; a
+ * seeded random source. node:net and node:fs only, so Node, Deno and Bun all run it.
  */
 import net from "node:net";
 import { readFileSync } from "node:fs";
+import { after, before } from "node:test";
 import type { Pool } from "../../core/proxy/pool.ts";
+import type { ClientLimits } from "../../core/proxy/client.ts";
+import { startTestProxy, type TestProxy } from "./proxy.ts";
+import type { ServerProcess } from "./servers.ts";
 import { parseReply } from "./resp.ts";
 
 const encoder = new TextEncoder();
@@ -170,6 +175,76 @@ export class PipeClient {
     this.buf.set(chunk, this.end);
     this.end += chunk.length;
   }
+}
+
+/** Servers and the proxy in front of them, filled in by `rig`'s before hook. */
+export interface Rig {
+  servers: ServerProcess[];
+  tp: TestProxy;
+}
+
+/**
+ * Registers before/after hooks in the calling describe: start `count` servers, a proxy
+ * over them from `yaml(ports)`, and stop everything (thawing stopped servers) after.
+ */
+export function rig(
+  start: () => Promise<ServerProcess>,
+  yaml: (ports: number[]) => string,
+  count = 2,
+  limits: Partial<ClientLimits> = {},
+): Rig {
+  const r: Rig = { servers: [], tp: null as unknown as TestProxy };
+  before(async () => {
+    r.servers = await Promise.all(Array.from({ length: count }, () => start()));
+    r.tp = await startTestProxy(yaml(r.servers.map((s) => s.port)), { limits });
+  });
+  after(async () => {
+    for (const s of r.servers) s.kill("SIGCONT");
+    await r.tp?.close();
+    await Promise.all(r.servers.map((s) => s.stop()));
+  });
+  return r;
+}
+
+/** A scripted TCP backend on a free loopback port, for replies no real server sends on cue. */
+export interface FakeBackend {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a backend that calls `answer(connIndex, socket, chunk)` for every chunk received
+ * (connIndex counts from 0 in accept order); the test writes, ends or destroys as it likes.
+ */
+export function startFakeBackend(answer: (conn: number, sock: net.Socket, chunk: Uint8Array) => void): Promise<FakeBackend> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((sock) => {
+    const index = accepted++;
+    sockets.add(sock);
+    sock.on("error", () => {});
+    sock.once("close", () => sockets.delete(sock));
+    sock.on("data", (chunk: Uint8Array) => answer(index, sock, chunk));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const addr = server.address();
+      resolve({
+        port: typeof addr === "object" && addr !== null ? addr.port : 0,
+        get accepted() {
+          return accepted;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
 }
 
 /** `count` keys `prefix:N` that the pool currently routes to server `index`. */

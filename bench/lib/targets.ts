@@ -1,0 +1,168 @@
+/**
+ * What the benchmark talks to: redis-server and memcached backends, and the proxy
+ * started through the real CLI (mod.ts) on Node, Deno or Bun. Each is a Target with
+ * the PID(s) whose CPU time and memory are measured: the process that actually holds
+ * the listening socket, found through /proc, not the launcher we spawned.
+ */
+import { realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { descendants, freePort, listenerPid, sleep, spawnTracked, stop, type Tracked, waitForPort } from "./proc.ts";
+
+/** Repository root (absolute). */
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
+const HOST = "127.0.0.1";
+
+export type RuntimeName = "node" | "deno" | "bun";
+export const RUNTIMES: readonly RuntimeName[] = ["node", "deno", "bun"];
+
+/** How to run mod.ts on each runtime: the real binary (symlinks resolved) and its arguments. */
+export const RUNTIME_COMMANDS: Record<RuntimeName, () => [string, string[]]> = {
+  node: () => [process.execPath, ["--import", "tsx", "mod.ts"]],
+  deno: () => [realpathSync(join(ROOT, "node_modules/.bin/deno")), ["run", "-A", "mod.ts"]],
+  bun: () => [realpathSync(join(ROOT, "node_modules/.bin/bun")), ["run", "mod.ts"]],
+};
+
+/** Something to benchmark: an address, and the processes to measure while it runs. */
+export interface Target {
+  /** Row label in the tables. */
+  name: string;
+  host: string;
+  port: number;
+  /** PIDs whose CPU and memory are measured (empty when unknown). */
+  pids: number[];
+  /** memcached-protocol address of the same proxy, if it has one. */
+  mcPort?: number;
+}
+
+/** A started process listening on a port. */
+export interface Started {
+  proc: Tracked;
+  port: number;
+  /** The process holding the listening socket (the real runtime, not a wrapper). */
+  pid: number;
+}
+
+/**
+ * Start a listening process on a free port (or `fixedPort`), retrying with another port
+ * if it does not come up or someone else owns the port.
+ */
+export async function startListening(
+  name: string,
+  cmd: string,
+  argsFor: (port: number) => string[],
+  opts: { fixedPort?: number; cwd?: string; logFile?: string; timeoutMs?: number } = {},
+): Promise<Started> {
+  const errors: string[] = [];
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const port = opts.fixedPort ?? await freePort();
+    const proc = spawnTracked(name, cmd, argsFor(port), { cwd: opts.cwd, logFile: opts.logFile });
+    if (await waitForPort(HOST, port, opts.timeoutMs ?? 15000, proc)) {
+      // The launcher may be a wrapper; the listener is the process to measure.
+      const pid = await findListener(port, proc.pid);
+      if (pid > 0) return { proc, port, pid };
+      errors.push(`port ${port}: listener is not ours`);
+    } else {
+      errors.push(`port ${port}: ${proc.exited ? "exited" : "no answer"}`);
+    }
+    await stop(proc);
+    if (opts.fixedPort !== undefined) break;
+  }
+  throw new Error(`${name} did not start: ${errors.join("; ")}${opts.logFile ? ` (log: ${opts.logFile})` : ""}`);
+}
+
+async function findListener(port: number, root: number): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const pid = listenerPid(port, descendants(root));
+    if (pid > 0) return pid;
+    await sleep(50);
+  }
+  return -1;
+}
+
+/** redis-server on 127.0.0.1 with persistence off. */
+export function startRedis(fixedPort?: number): Promise<Started> {
+  return startListening("redis-server", "redis-server", (port) => [
+    "--port", String(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+    "--daemonize", "no", "--loglevel", "warning", "--maxclients", "20000",
+  ], { fixedPort });
+}
+
+/** memcached on 127.0.0.1, TCP only. */
+export function startMemcached(fixedPort?: number): Promise<Started> {
+  const root = typeof process.getuid === "function" && process.getuid() === 0;
+  return startListening("memcached", "memcached", (port) => [
+    "-l", HOST, "-p", String(port), "-U", "0", "-c", "20000", ...(root ? ["-u", "root"] : []),
+  ], { fixedPort });
+}
+
+/** nutcracker.yml for one proxy: a redis pool and (optionally) a memcached pool, ketama over the backends. */
+export function proxyYaml(redisListen: number, redisPorts: number[], mcListen: number | null, mcPorts: number[]): string {
+  const servers = (ports: number[]) => ports.map((p) => `   - ${HOST}:${p}:1`).join("\n");
+  let yml = `bench_redis:\n  listen: ${HOST}:${redisListen}\n  redis: true\n  hash: fnv1a_64\n` +
+    `  distribution: ketama\n  servers:\n${servers(redisPorts)}\n`;
+  if (mcListen !== null && mcPorts.length > 0) {
+    yml += `bench_mc:\n  listen: ${HOST}:${mcListen}\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n${servers(mcPorts)}\n`;
+  }
+  return yml;
+}
+
+/** A proxy started on one runtime. */
+export interface ProxyProcess {
+  runtime: RuntimeName;
+  started: Started;
+  mcPort: number | null;
+  logFile: string;
+  target: Target;
+}
+
+/** Start mod.ts on `runtime` with its own config in `dir`; stats on a free loopback port. */
+export async function startProxyOn(
+  runtime: RuntimeName, dir: string, redisPorts: number[], mcPorts: number[],
+): Promise<ProxyProcess> {
+  const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
+  const mcPort = mcPorts.length > 0 ? await freePort() : null;
+  const confFile = join(dir, `nutcracker-${runtime}.yml`);
+  const logFile = join(dir, `proxy-${runtime}.log`);
+  const statsPort = await freePort();
+  const started = await startListening(`proxy-${runtime}`, cmd, (port) => {
+    writeFileSync(confFile, proxyYaml(port, redisPorts, mcPort, mcPorts));
+    return [...prefix, "-c", confFile, "-s", String(statsPort), "-a", HOST];
+  }, { cwd: ROOT, logFile, timeoutMs: 30000 });
+  if (mcPort !== null && !(await waitForPort(HOST, mcPort, 5000, started.proc))) {
+    await stop(started.proc);
+    throw new Error(`proxy-${runtime}: memcache pool not listening (log: ${logFile})`);
+  }
+  const target: Target = { name: runtime, host: HOST, port: started.port, pids: [started.pid] };
+  if (mcPort !== null) target.mcPort = mcPort;
+  return { runtime, started, mcPort, logFile, target };
+}
+
+/** Stop a proxy: the launcher, and the listener too if it is a different process we started. */
+export async function stopProxy(p: ProxyProcess): Promise<void> {
+  await stop(p.started.proc);
+  if (p.started.pid !== p.started.proc.pid) {
+    try {
+      process.kill(p.started.pid, "SIGTERM");
+    } catch {
+      // gone with its launcher
+    }
+  }
+}
+
+/** Parse "host:port" (for --target). */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(":");
+  const port = Number(text.slice(i + 1));
+  if (i < 1 || !(port > 0 && port < 65536)) throw new Error(`expected host:port, got ${text}`);
+  return { host: text.slice(0, i), port };
+}
+
+/** A target given on the command line (e.g. a real twemproxy): its listener PID if visible. */
+export function externalTarget(text: string, mcText?: string): Target {
+  const { host, port } = parseHostPort(text);
+  const pid = listenerPid(port);
+  const target: Target = { name: `target ${text}`, host, port, pids: pid > 0 ? [pid] : [] };
+  if (mcText !== undefined) target.mcPort = parseHostPort(mcText).port;
+  return target;
+}
