@@ -16,6 +16,8 @@ import type { Listening } from "./listening.ts";
 export interface ClientLimits {
   /** Stop reading from a client with this many requests awaiting replies. */
   maxInflight: number;
+  /** Stop reading from a client whose requests awaiting replies add up to this many bytes. */
+  maxInflightBytes: number;
   /** Stop reading from a client with this many reply bytes not yet taken by its socket. */
   pauseOutputBytes: number;
   /** Close a client whose unsent replies exceed this (it is not reading at all). */
@@ -26,6 +28,7 @@ export interface ClientLimits {
 
 export const DEFAULT_LIMITS: ClientLimits = {
   maxInflight: 1024,
+  maxInflightBytes: 16 * 1024 * 1024,
   pauseOutputBytes: 4 * 1024 * 1024,
   maxOutputBytes: 256 * 1024 * 1024,
   maxRequestBytes: 600 * 1024 * 1024,
@@ -45,6 +48,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
   private need = 0;
   /** Bytes still to discard: the rest of a rejected request (e.g. an oversized memcached value). */
   private skip = 0;
+  /** Client bytes of the requests in `queue` (each request remembers its share in `clientBytes`). */
+  private inflightBytes = 0;
   private readPaused = false;
   private inputEnded = false;
   private quitting = false;
@@ -113,6 +118,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
     let wrote = false;
     for (let head = this.queue.peek(); head !== undefined && head.done; head = this.queue.peek()) {
       this.queue.shift();
+      this.inflightBytes -= head.clientBytes;
       if (head.reply !== null && head.reply.length > 0) {
         this.out.push(head.reply);
         this.outBytes += head.reply.length;
@@ -161,6 +167,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
         this.pauseReading();
         break;
       }
+      const queued = this.queue.length;
       const next = this.session.handle(buf, pos, this);
       if (next === NEED_MORE) {
         this.need = this.session.need;
@@ -168,6 +175,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
       }
       if (next === CLOSE) return this.closeAfterReplies();
       if (next > buf.length) this.skip = next - buf.length;
+      if (this.queue.length > queued) this.countInflight(next - pos);
       pos = Math.min(next, buf.length);
     }
     if (pos < buf.length && !this.quitting) this.keepPending(buf.subarray(pos));
@@ -194,9 +202,17 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
     this.pendingBytes += rest.length;
   }
 
+  /** Charge the bytes just parsed to the newest request, until its reply is written. */
+  private countInflight(bytes: number): void {
+    const newest = this.queue.at(this.queue.length - 1);
+    if (newest === undefined || newest.done) return;
+    newest.clientBytes = bytes;
+    this.inflightBytes += bytes;
+  }
+
   private mustPause(): boolean {
     const limits = this.owner.limits;
-    return this.queue.length >= limits.maxInflight ||
+    return this.queue.length >= limits.maxInflight || this.inflightBytes >= limits.maxInflightBytes ||
       this.outBytes + this.conn.bufferedBytes >= limits.pauseOutputBytes;
   }
 
@@ -210,6 +226,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
     if (!this.readPaused || this.closed) return;
     const limits = this.owner.limits;
     if (this.queue.length > limits.maxInflight / 2) return;
+    if (this.inflightBytes > limits.maxInflightBytes / 2) return;
     if (this.outBytes + this.conn.bufferedBytes > limits.pauseOutputBytes / 2) return;
     this.readPaused = false;
     this.conn.resume();

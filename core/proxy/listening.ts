@@ -2,7 +2,7 @@
  * A pool's front door: accepts clients on the pool's listen address, enforces
  * client_connections, and tracks open clients so shutdown can drain them.
  */
-import type { Conn, Listener, Net } from "../net.ts";
+import type { Clock, Conn, Listener, Net } from "../net.ts";
 import { formatAddr } from "../net.ts";
 import type { Logger } from "../log.ts";
 import type { Flusher } from "./flusher.ts";
@@ -55,13 +55,15 @@ export class Listening {
   }
 
   /** Resolves when every client has closed, or after `graceMs` (then closes the rest). */
-  async drain(graceMs: number, clock: { setTimer(fn: () => void, ms: number): unknown }): Promise<void> {
+  async drain(graceMs: number, clock: Clock): Promise<void> {
     for (const client of this.clients) client.shutdown();
     if (this.clients.size > 0) {
+      let timer: unknown = null;
       await new Promise<void>((resolve) => {
         this.idle = resolve;
-        clock.setTimer(resolve, graceMs);
+        timer = clock.setTimer(resolve, graceMs);
       });
+      clock.clearTimer(timer);
     }
     for (const client of [...this.clients]) client.closeNow();
   }

@@ -24,6 +24,8 @@ export class Req {
   done = false;
   /** Protocol-specific reply shape, used by the memcached reply scanner. */
   kind = 0;
+  /** Bytes the client sent for this request, counted against its in-flight limit. */
+  clientBytes = 0;
   /** Lower-case command name, for per-command metrics. */
   command = "";
   /** When it was handed to a server connection (clock ms), for timeouts and latency. */
