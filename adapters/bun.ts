@@ -375,5 +375,10 @@ function serveNow(addr: Addr, handler: FetchHandler): Listener {
 
 /** core/net.ts for Bun. */
 export function createNet(): Net {
-  return { runtime: "bun", listen, connect, serveHttp };
+  return { runtime: "bun", listen, connect, serveHttp, defer };
+}
+
+// After the I/O events of this loop turn: requests from many sockets share a write.
+function defer(fn: () => void): void {
+  setImmediate(fn);
 }

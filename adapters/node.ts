@@ -192,5 +192,10 @@ async function serveHttp(addr: Addr, handler: FetchHandler): Promise<Listener> {
 
 /** core/net.ts for Node. */
 export function createNet(): Net {
-  return { runtime: "node", listen, connect, serveHttp };
+  return { runtime: "node", listen, connect, serveHttp, defer };
+}
+
+// After the poll phase: requests read from many sockets in one loop turn share a write.
+function defer(fn: () => void): void {
+  setImmediate(fn);
 }

@@ -74,9 +74,9 @@ export interface Net {
   /**
    * Run `fn` once the runtime has delivered the I/O events that are ready now (Node's
    * setImmediate). Writes are flushed there, so requests from many clients read in one
-   * loop turn reach a server in one write. Without it, a microtask is used.
+   * loop turn reach a server in one write.
    */
-  defer?(fn: () => void): void;
+  defer(fn: () => void): void;
 }
 
 /** Time, injected so unit tests can use a fake clock. */

@@ -222,7 +222,7 @@ function populated(): { pools: Pool[]; metrics: Metrics; observed: Map<string, n
     net: new MemNet(),
     clock,
     log: createLogger(() => {}, 0),
-    flusher: new Flusher(),
+    flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
   };

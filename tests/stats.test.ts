@@ -195,7 +195,7 @@ describe("stats reporter", () => {
     "    - 127.0.0.1:7001:1 n10\n    - 127.0.0.1:7002:1 n9\n    - 127.0.0.1:7003:1 m10\n    - 127.0.0.1:7004:1\n";
 
   function makePools(clock: FakeClock): Pool[] {
-    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(), protocol: redisProtocol, observe: () => {} };
+    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: () => {} };
     return loadConf(yml, "order.yml").pools.map((p) => new Pool(p, env, []));
   }
 

@@ -90,7 +90,7 @@ export function benchPool(): { conf: PoolConf; pool: Pool } {
     net: new MemNet(),
     clock: systemClock,
     log: createLogger(() => {}, 0),
-    flusher: new Flusher(),
+    flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
   };

@@ -15,7 +15,7 @@ export class Flusher {
   private readonly runBound = () => this.run();
   private readonly schedule: (fn: () => void) => void;
 
-  constructor(schedule: (fn: () => void) => void = queueMicrotask) {
+  constructor(schedule: (fn: () => void) => void) {
     this.schedule = schedule;
   }
 

@@ -38,7 +38,7 @@ export interface Proxy {
 /** Listen on every pool's address; rejects (after closing what opened) if any listen fails. */
 export async function startProxy(conf: Conf, deps: ProxyDeps): Promise<Proxy> {
   const net = deps.net;
-  const flusher = new Flusher(net.defer === undefined ? undefined : (fn) => net.defer!(fn));
+  const flusher = new Flusher((fn) => net.defer(fn));
   const limits = { ...DEFAULT_LIMITS, ...deps.limits };
   const listeners = conf.pools.map((poolConf) => makeListening(poolConf, deps, flusher, limits));
   try {

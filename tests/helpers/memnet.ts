@@ -110,6 +110,10 @@ export class MemNet implements Net {
     return client;
   }
 
+  defer(fn: () => void): void {
+    queueMicrotask(fn);
+  }
+
   serveHttp(): Promise<Listener> {
     return Promise.reject(new Error("MemNet has no HTTP"));
   }
