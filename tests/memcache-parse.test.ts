@@ -651,7 +651,9 @@ function sampledSplits(input: string, limits?: McLimits): string[] {
 /** Sends bytes followed by "mn\r\n" and returns what came back before the final MN. */
 async function exchange(port: number, input: Uint8Array | string): Promise<string> {
   const data = concat(typeof input === "string" ? bytes(input) : input, bytes("mn\r\n"));
-  const reply = await rawExchange(port, data, { untilEnds: "MN\r\n", timeoutMs: 5000 });
+  // An `mn` request has its own MN before ours; wait for both or a split read ends early.
+  const untilEnds = text(data) === "mn\r\nmn\r\n" ? "MN\r\nMN\r\n" : "MN\r\n";
+  const reply = await rawExchange(port, data, { untilEnds, timeoutMs: 5000 });
   assert.ok(reply.done, `no MN after ${JSON.stringify(text(data).slice(0, 80))}`);
   return text(reply.data).slice(0, -4);
 }
