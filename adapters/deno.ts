@@ -33,7 +33,7 @@ type RawConn = Deno.Conn;
 type RawListener = Deno.Listener;
 
 /** First read buffer of a conn: pending reads of idle conns pin only this much. */
-const READ_MIN = 16 * 1024;
+const READ_MIN = 4 * 1024;
 /** Largest read buffer, reached by doubling while reads keep filling it. */
 const READ_MAX = 256 * 1024;
 

@@ -68,8 +68,8 @@ function makeListening(conf: PoolConf, deps: ProxyDeps, flusher: Flusher, limits
     flusher,
     protocol,
     observe: observe === undefined
-      ? () => {}
-      : (server: Server, req: Req, reply: Uint8Array) => observe(pool, server, req, reply, clock.now()),
+      ? null
+      : (server: Server, req: Req, reply: Uint8Array, now: number) => observe(pool, server, req, reply, now),
   };
   const pool: Pool = new Pool(conf, env, protocol.preamble(conf));
   return new Listening(pool, protocol, flusher, deps.log, limits);

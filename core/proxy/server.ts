@@ -27,8 +27,8 @@ export interface ServerEnv {
   onFailure(server: Server): void;
   /** A reply arrived: the server is healthy. */
   onSuccess(server: Server): void;
-  /** Observe one answered request (latency and sizes, for metrics). */
-  observe(server: Server, req: Req, reply: Uint8Array): void;
+  /** Observe one answered request (latency and sizes, for metrics); null when nobody reads them. */
+  readonly observe: ((server: Server, req: Req, reply: Uint8Array, now: number) => void) | null;
 }
 
 export class Server {
@@ -72,6 +72,8 @@ export class ServerConn implements Flushable, ReqOwner {
   private readonly scanner: ReplyScanner;
   private partial: Uint8Array[] = [];
   private timer: unknown = null;
+  /** Clock ms when the chunk being scanned was read (0 when metrics are off). */
+  private arrivedAt = 0;
   private readonly server: Server;
   private readonly env: ServerEnv;
 
@@ -156,6 +158,8 @@ export class ServerConn implements Flushable, ReqOwner {
   }
 
   private onData(chunk: Uint8Array): void {
+    // Every reply in a chunk arrived at the same moment: one clock read serves them all.
+    this.arrivedAt = this.env.observe === null ? 0 : this.env.clock.now();
     let pos = 0;
     while (pos < chunk.length) {
       const head = this.sent.peek();
@@ -188,7 +192,7 @@ export class ServerConn implements Flushable, ReqOwner {
       stats.response_bytes += reply.length;
       stats.out_queue--;
       stats.out_queue_bytes -= req.bytes.length;
-      this.env.observe(this.server, req, reply);
+      this.env.observe?.(this.server, req, reply, this.arrivedAt);
     }
     if (this.server.failures !== 0) this.env.onSuccess(this.server);
     req.finish(reply);
