@@ -134,14 +134,6 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   } catch (err) {
     return fail(errorText(err));
   }
-  if (flags.pidFile !== null) {
-    try {
-      host.writePidFile(flags.pidFile, host.pid);
-      pidWritten = true;
-    } catch (err) {
-      return fail(`opening pid file '${flags.pidFile}' failed: ${reason(err)}`);
-    }
-  }
   log.notice(`nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION}, ${net.runtime}) started on pid ${host.pid}`);
   const adminAddr = flags.admin === null ? null : parseListen(flags.admin);
   if (adminAddr !== null && !adminAddr.ok) return fail(`invalid --admin address '${flags.admin}': ${adminAddr.phrase}`);
@@ -166,6 +158,17 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   } catch (err) {
     await proxy.close(0);
     return fail(`failed to listen on the stats port ${flags.statsAddr}:${flags.statsPort}: ${reason(err)}`);
+  }
+  // Written once every listener is up, so a pid file always names a serving process.
+  if (flags.pidFile !== null) {
+    try {
+      host.writePidFile(flags.pidFile, host.pid);
+      pidWritten = true;
+    } catch (err) {
+      await observability.close();
+      await proxy.close(0);
+      return fail(`opening pid file '${flags.pidFile}' failed: ${reason(err)}`);
+    }
   }
   logPools(conf, log);
   host.reportReady(true, String(host.pid));

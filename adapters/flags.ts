@@ -36,7 +36,7 @@ export interface Flags {
   /** Stats aggregation interval in ms. */
   readonly statsInterval: number;
   readonly pidFile: string | null;
-  /** Read buffer size hint in bytes (nutcracker's mbuf chunk size). */
+  /** nutcracker's mbuf chunk size: validated for compatibility; the runtimes size their own read buffers. */
   readonly mbufSize: number;
   /** HTTP admin API address ("host:port"); null = off. */
   readonly admin: string | null;
@@ -193,7 +193,7 @@ export function usage(): string {
     `  -a, --stats-addr=S     : stats address (default: ${d.statsAddr})`,
     `  -i, --stats-interval=N : stats aggregation interval in msec (default: ${d.statsInterval} msec)`,
     "  -p, --pid-file=S       : pid file (default: off)",
-    `  -m, --mbuf-size=N      : read buffer size hint in bytes, ${MBUF_MIN_SIZE}..${MBUF_MAX_SIZE}` +
+    `  -m, --mbuf-size=N      : mbuf size, accepted for compatibility (no effect), ${MBUF_MIN_SIZE}..${MBUF_MAX_SIZE}` +
     ` (default: ${d.mbufSize} bytes)`,
     "      --admin=S          : HTTP admin API address, host:port (default: off)",
     "",

@@ -226,6 +226,12 @@ describe("memcached ASCII commands through the proxy match a plain memcached", (
     assert.deepEqual([got.closed, want.closed], [true, true]);
   });
 
+  it("a long non-get line with its newline, and a 0x80 byte after the first request, get memcached's answers and the stream goes on", async () => {
+    const magicLine = Uint8Array.from([0x80, 0x61, 0x62, 0x63, 0x0d, 0x0a]);
+    const run = await same(r, [set("long:1", "v"), `delete ${"d".repeat(2100)}\r\n`, "get long:1\r\n", magicLine, "get long:1\r\n"]);
+    assert.deepEqual(run.replies.map(latin1).slice(1, 4), ["CLIENT_ERROR bad command line format\r\n", "VALUE long:1 0 1\r\nv\r\nEND\r\n", "ERROR\r\n"]);
+  });
+
   it("a binary-protocol request (first byte 0x80) gets an error line and the connection is closed", async () => {
     const header = new Uint8Array(24);
     header[0] = 0x80;

@@ -7,8 +7,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { startTestProxy, type TestProxy } from "./helpers/proxy.ts";
+import { takeFixedPorts } from "./helpers/ports.ts";
 import { type ServerProcess, startMemcached } from "./helpers/servers.ts";
 import { loadKeys, loadPlacementCases, type PlacementCase } from "./helpers/vectors.ts";
 import { concat, show } from "./helpers/resp.ts";
@@ -48,28 +48,6 @@ function caseYaml(c: PlacementCase, ports: readonly number[]): string {
   return yml;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** The recorded ports may be held for a while by another suite (redis routing): wait, bounded. */
-async function recordedPortsFree(boundMs: number): Promise<boolean> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    if ((await Promise.all(RECORDED_PORTS.map(portFree))).every(Boolean)) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-const recordedFree = await recordedPortsFree(20000);
-if (!recordedFree) {
-  console.log(`SKIP: memcache routing on the recorded ports needs 127.0.0.1:${RECORDED_PORTS.join(",")} free; one is busy`);
-}
 
 const line = (...parts: (string | Uint8Array)[]) => concat([...parts.map((p) => typeof p === "string" ? encoder.encode(p) : p), encoder.encode("\r\n")]);
 
@@ -111,12 +89,14 @@ async function checkPlacement(c: PlacementCase, tp: TestProxy, backends: readonl
   assert.ok(latin1(got.replies[0]) === latin1(concat([...items, encoder.encode("END\r\n")])), `multi-get: ${show(got.replies[0], 200)}`);
 }
 
-function routingSuite(title: string, ids: readonly string[], ports: () => Promise<ServerProcess[]>, run = true): void {
-  (run ? describe : describe.skip)(title, () => {
+function routingSuite(title: string, ids: readonly string[], ports: () => Promise<ServerProcess[]>, fixedPorts: number[] = []): void {
+  describe(title, () => {
     const backends: ServerProcess[] = [];
     const proxies = new Map<string, TestProxy>();
+    let releasePorts = () => {};
 
     before(async () => {
+      if (fixedPorts.length > 0) releasePorts = await takeFixedPorts(fixedPorts);
       backends.push(...await ports());
       for (const id of ids) proxies.set(id, await startTestProxy(caseYaml(placementCase(id), backends.map((b) => b.port))));
     });
@@ -124,6 +104,7 @@ function routingSuite(title: string, ids: readonly string[], ports: () => Promis
     after(async () => {
       for (const tp of proxies.values()) await tp.close();
       await Promise.all(backends.map((b) => b.stop()));
+      releasePorts();
     });
 
     for (const id of ids) {
@@ -138,7 +119,7 @@ routingSuite(
   "memcache routing on the recorded ports (unnamed and mixed pools)",
   RECORDED_CASES,
   () => Promise.all(RECORDED_PORTS.map((port) => startMemcached({ port }))),
-  recordedFree,
+  RECORDED_PORTS,
 );
 
 routingSuite("memcache routing for named pools (on free ports)", NAMED_CASES, () =>

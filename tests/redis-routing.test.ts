@@ -6,8 +6,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { startTestProxy, type TestProxy } from "./helpers/proxy.ts";
+import { takeFixedPorts } from "./helpers/ports.ts";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { loadKeys, loadPlacementCases, type PlacementCase } from "./helpers/vectors.ts";
 import { type Arg, RespClient, sameBytes } from "./helpers/resp.ts";
@@ -28,20 +28,6 @@ function placementCase(id: string): PlacementCase {
   const found = CASES.get(id);
   if (found === undefined) throw new Error(`no placement case ${id}`);
   return found;
-}
-
-/** True when nothing listens on 127.0.0.1:port and we may bind it. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-const recordedFree = (await Promise.all(RECORDED_PORTS.map(portFree))).every(Boolean);
-if (!recordedFree) {
-  console.log(`SKIP: routing on the recorded ports needs 127.0.0.1:${RECORDED_PORTS.join(",")} free; one is busy`);
 }
 
 /** The case's yml listening on a free port, with backend ports mapped to the given ones. */
@@ -111,11 +97,13 @@ async function checkPlacement(c: PlacementCase, tp: TestProxy, backends: readonl
   assert.deepEqual(servers.map((s, b) => s.stats.requests - before[b]), owned, "requests per server");
 }
 
-(recordedFree ? describe : describe.skip)("routing through the proxy on the recorded ports (unnamed and mixed pools)", () => {
+describe("routing through the proxy on the recorded ports (unnamed and mixed pools)", () => {
   const backends: ServerProcess[] = [];
   const proxies = new Map<string, TestProxy>();
+  let releasePorts = () => {};
 
   before(async () => {
+    releasePorts = await takeFixedPorts(RECORDED_PORTS);
     backends.push(...await Promise.all(RECORDED_PORTS.map((port) => startRedis({ port }))));
     for (const id of RECORDED_CASES) proxies.set(id, await startTestProxy(caseYaml(placementCase(id), RECORDED_PORTS)));
   });
@@ -123,6 +111,7 @@ async function checkPlacement(c: PlacementCase, tp: TestProxy, backends: readonl
   after(async () => {
     for (const tp of proxies.values()) await tp.close();
     await Promise.all(backends.map((b) => b.stop()));
+    releasePorts();
   });
 
   for (const id of RECORDED_CASES) {

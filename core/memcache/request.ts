@@ -442,10 +442,12 @@ export function parseRequest(buf: Uint8Array, pos: number, out: McRequest, limit
   out.reset();
   const len = buf.length;
   if (pos >= len) return needMore(out, 1);
-  if (buf[pos] === 0x80) return fail(out, McError.Binary, -1);
   const lf = buf.indexOf(LF, pos);
-  if ((lf < 0 ? len : lf) - pos > MC_MAX_LINE && !isLongGet(buf, pos)) return fail(out, McError.LineTooLong, -1);
-  if (lf < 0) return needMore(out, len - pos + 1);
+  if (lf < 0) {
+    // Like memcached: give up on a line only when this much came without its newline.
+    if (len - pos > MC_MAX_LINE && !isLongGet(buf, pos)) return fail(out, McError.LineTooLong, -1);
+    return needMore(out, len - pos + 1);
+  }
   const lineEnd = lf + 1;
   out.lineEnd = lineEnd;
   const end = lf - pos > 1 && buf[lf - 1] === CR ? lf - 1 : lf;

@@ -6,7 +6,7 @@
  * followed by the proxy's own `mn`, whose MN marks where its possibly empty reply ends.
  */
 import type { PoolConf } from "../conf/types.ts";
-import { decodeBase64Key, McCmd, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
+import { decodeBase64Key, McCmd, McError, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
 import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
 import { CLOSE, NEED_MORE, type Protocol, type ReplyScanner, type Session, type SessionHost } from "./protocol.ts";
 import { fragmentMultiGet } from "./memcache_frag.ts";
@@ -27,8 +27,17 @@ const META = new Set<number>([McCmd.Mg, McCmd.Ms, McCmd.Md, McCmd.Ma, McCmd.Me])
 class McSession implements Session {
   need = 0;
   readonly req = new McRequest();
+  private started = false;
 
   handle(buf: Uint8Array, pos: number, host: SessionHost): number {
+    // memcached picks the binary protocol by a connection's first byte only; later a 0x80 is just a bad command.
+    if (!this.started) {
+      this.started = true;
+      if (buf[pos] === BINARY_MAGIC) {
+        host.replyLocal(BINARY_ERROR);
+        return CLOSE;
+      }
+    }
     const req = this.req;
     const end = parseRequest(buf, pos, req);
     if (end === PARSE_NEED_MORE) {
@@ -75,6 +84,8 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
 }
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");
+const BINARY_MAGIC = 0x80;
+const BINARY_ERROR = errorLine(McError.Binary);
 
 /**
  * The codec's scanner, plus quiet requests: at the start of a quiet request's reply an
