@@ -268,7 +268,7 @@ describe("Prometheus exposition", () => {
     }
   });
 
-  it("every twemproxy field is a family of the right type, with the -D description as HELP", () => {
+  it("every twemproxy field is a family of the right type, with the -D description as HELP (timestamps in seconds)", () => {
     const { families } = render();
     for (const field of [...POOL_STAT_FIELDS, ...SERVER_STAT_FIELDS]) {
       const name = field.kind === "counter"
@@ -279,7 +279,9 @@ describe("Prometheus exposition", () => {
       const family = families.get(name);
       assert.ok(family, `family ${name}`);
       assert.equal(family.type, field.kind === "counter" ? "counter" : "gauge", name);
-      assert.equal(family.help, field.description, name);
+      const help = field.kind === "timestamp" ? field.description.replace("usec", "seconds") : field.description;
+      assert.equal(family.help, help, name);
+      assert.equal(family.help.includes("usec"), false, name);
     }
   });
 

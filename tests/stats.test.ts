@@ -11,6 +11,7 @@ import { systemClock } from "../core/net.ts";
 import { Flusher } from "../core/proxy/flusher.ts";
 import { type Proxy, startProxy } from "../core/proxy/mod.ts";
 import { Pool } from "../core/proxy/pool.ts";
+import { Req } from "../core/proxy/req.ts";
 import { redisProtocol } from "../core/proxy/redis.ts";
 import { createMetrics, type Observability, startObservability } from "../core/admin/mod.ts";
 import { describeStats, StatsReporter } from "../core/stats/mod.ts";
@@ -255,6 +256,80 @@ describe("stats reporter", () => {
     assert.deepEqual(pool.map((m) => m![1]), POOL);
     assert.deepEqual(server.map((m) => m![1]), SERVER);
     for (const m of [...pool, ...server]) assert.ok(m![2].length > 10, `${m![1]} has a description`);
+  });
+});
+
+describe("failure counters, as nutcracker 0.5.0 counts them", () => {
+  // Expected values recorded from the real nutcracker 0.5.0 binary on the same traffic.
+  let redis: ServerProcess;
+  let proxy: Proxy;
+  let proxyPort = 0;
+  const get = resp("GET", "k");
+
+  before(async () => {
+    redis = await startRedis();
+    proxyPort = await freePort();
+    const yml = `alpha:\n  listen: 127.0.0.1:${proxyPort}\n  redis: true\n  timeout: 300\n  servers:\n    - 127.0.0.1:${redis.port}:1\n`;
+    proxy = await startProxy(loadConf(yml, "fail.yml"), { net: await loadNet(), clock: systemClock, log: createLogger(() => {}, 0) });
+  });
+
+  after(async () => {
+    await proxy?.close(200);
+    await redis?.stop();
+  });
+
+  const counters = () => {
+    const pool = proxy.pools[0];
+    const s = pool.servers[0].stats;
+    return {
+      forward_error: pool.stats.forward_error, server_timedout: s.server_timedout, server_err: s.server_err,
+      server_eof: s.server_eof, in_queue: s.in_queue, out_queue: s.out_queue, out_queue_bytes: s.out_queue_bytes,
+    };
+  };
+
+  it("a timed-out request counts server_timedout and forward_error once, and not server_err", async () => {
+    assert.equal(new TextDecoder().decode(await rawRequest(proxyPort, get, { expectBytes: 5 })), "$-1\r\n");
+    const before = counters();
+    redis.kill("SIGSTOP");
+    try {
+      const reply = await rawRequest(proxyPort, get, { expectBytes: 26, timeoutMs: 5000 });
+      assert.equal(new TextDecoder().decode(reply), "-ERR Connection timed out\r\n");
+    } finally {
+      redis.kill("SIGCONT");
+    }
+    const after = counters();
+    assert.deepEqual(after, {
+      ...before, forward_error: before.forward_error + 1, server_timedout: before.server_timedout + 1,
+    });
+  });
+
+  it("a refused connection counts server_err and forward_error once", async () => {
+    await redis.stop();
+    const before = counters();
+    const reply = await rawRequest(proxyPort, get, { expectBytes: 25, timeoutMs: 5000 });
+    assert.equal(new TextDecoder().decode(reply), "-ERR Connection refused\r\n");
+    assert.deepEqual(counters(), { ...before, forward_error: before.forward_error + 1, server_err: before.server_err + 1 });
+  });
+});
+
+describe("in_queue and out_queue", () => {
+  it("a request is in in_queue until it is written to the server, then in out_queue until its reply", async () => {
+    const net = new MemNet();
+    let received = 0;
+    await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7001 }, (conn) => {
+      conn.onData = (chunk) => received += chunk.length;
+    });
+    const env = { net, clock: new FakeClock(), log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: null };
+    const pool = new Pool(loadConf("a:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n    - 127.0.0.1:7001:1\n", "q.yml").pools[0], env, []);
+    const server = pool.servers[0];
+    const bytes = new TextEncoder().encode(resp("GET", "k"));
+    server.connFor(0).send(new Req({ reqDone: () => {} }, bytes));
+    const queues = () => [server.stats.in_queue, server.stats.in_queue_bytes, server.stats.out_queue, server.stats.out_queue_bytes];
+    assert.deepEqual(queues(), [1, bytes.length, 0, 0]);
+    await sleep(10);
+    assert.equal(received, bytes.length, "the request reached the server");
+    assert.deepEqual(queues(), [0, 0, 1, bytes.length]);
+    pool.close();
   });
 });
 

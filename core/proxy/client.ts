@@ -271,7 +271,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
   private onClose(err?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    if (err !== undefined) this.owner.pool.stats.client_err++;
+    // One count per client, as twemproxy: a client that sent its EOF already counted as client_eof.
+    if (err !== undefined && !this.inputEnded) this.owner.pool.stats.client_err++;
     // Requests still at servers finish into nothing; the servers' order is unaffected.
     for (const req of this.queue.drain()) req.owner = null;
     this.out = [];

@@ -11,7 +11,7 @@ import { PoolCounters } from "../stats/counters.ts";
 import { Server, type ServerEnv } from "./server.ts";
 
 /** The parts of ServerEnv that the pool supplies itself. */
-export type PoolServerEnv = Omit<ServerEnv, "onFailure" | "onSuccess" | "timeout" | "keepAlive" | "preamble">;
+export type PoolServerEnv = Omit<ServerEnv, "onFailure" | "onSuccess" | "timeout" | "keepAlive" | "preamble" | "poolStats">;
 
 export class Pool {
   readonly conf: PoolConf;
@@ -36,6 +36,7 @@ export class Pool {
       timeout: conf.timeout,
       keepAlive: conf.tcpkeepalive,
       preamble,
+      poolStats: this.stats,
       onFailure: (server) => this.recordFailure(server),
       onSuccess: (server) => {
         server.failures = 0;

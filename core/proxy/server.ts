@@ -6,7 +6,7 @@
  */
 import type { Clock, Conn, Net } from "../net.ts";
 import type { ServerConf } from "../conf/types.ts";
-import { ServerCounters } from "../stats/counters.ts";
+import { type PoolCounters, ServerCounters } from "../stats/counters.ts";
 import type { Logger } from "../log.ts";
 import { Fifo } from "./fifo.ts";
 import { type Flushable, type Flusher, joinChunks } from "./flusher.ts";
@@ -23,6 +23,8 @@ export interface ServerEnv {
   readonly timeout: number | null;
   readonly keepAlive: boolean;
   readonly preamble: Uint8Array[];
+  /** The pool's counters: client requests failed by a broken server connection are its forward errors. */
+  readonly poolStats: PoolCounters;
   /** A request failed at the transport level (refused, reset, timed out). */
   onFailure(server: Server): void;
   /** A reply arrived: the server is healthy. */
@@ -69,6 +71,9 @@ export class ServerConn implements Flushable, ReqOwner {
   private readonly sent = new Fifo<Req>();
   private out: Uint8Array[] = [];
   private outBytes = 0;
+  /** Client requests (and their bytes) queued in `out`: twemproxy's in_queue until flushed. */
+  private queuedReqs = 0;
+  private queuedReqBytes = 0;
   private readonly scanner: ReplyScanner;
   private partial: Uint8Array[] = [];
   private timer: unknown = null;
@@ -97,8 +102,10 @@ export class ServerConn implements Flushable, ReqOwner {
     const stats = this.server.stats;
     stats.requests++;
     stats.request_bytes += req.bytes.length;
-    stats.out_queue++;
-    stats.out_queue_bytes += req.bytes.length;
+    stats.in_queue++;
+    stats.in_queue_bytes += req.bytes.length;
+    this.queuedReqs++;
+    this.queuedReqBytes += req.bytes.length;
     if (req.trailer !== null) this.sendInternal(req.trailer, req.trailerKind);
     if (this.timer === null) this.armTimer(this.env.timeout);
   }
@@ -126,7 +133,19 @@ export class ServerConn implements Flushable, ReqOwner {
     const chunks = joinChunks(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    this.moveQueuedToSent();
     for (const chunk of chunks) this.conn.write(chunk);
+  }
+
+  /** Requests handed to the socket leave in_queue for out_queue, where they await replies. */
+  private moveQueuedToSent(): void {
+    const stats = this.server.stats;
+    stats.in_queue -= this.queuedReqs;
+    stats.in_queue_bytes -= this.queuedReqBytes;
+    stats.out_queue += this.queuedReqs;
+    stats.out_queue_bytes += this.queuedReqBytes;
+    this.queuedReqs = 0;
+    this.queuedReqBytes = 0;
   }
 
   /** Close the connection, failing what is outstanding with `reason`. */
@@ -212,9 +231,13 @@ export class ServerConn implements Flushable, ReqOwner {
     this.partial = [];
     this.out = [];
     this.outBytes = 0;
+    // Unsent requests fail like sent ones: count them as sent so one path takes them off the queues.
+    this.moveQueuedToSent();
     const stats = this.server.stats;
     stats.server_connections--;
+    // As twemproxy, a close counts once: as an eof, a timeout (of a request or of the connect) or an error.
     if (err === undefined) stats.server_eof++;
+    else if (err.message === TIMED_OUT) stats.server_timedout++;
     else stats.server_err++;
     this.failOutstanding(err);
   }
@@ -238,6 +261,7 @@ export class ServerConn implements Flushable, ReqOwner {
       if (req.owner !== this) {
         stats.out_queue--;
         stats.out_queue_bytes -= req.bytes.length;
+        this.env.poolStats.forward_error++;
       }
       req.finish(reply);
     }
@@ -263,12 +287,12 @@ export class ServerConn implements Flushable, ReqOwner {
     if (head === undefined || timeout === null) return;
     const left = head.sentAt + timeout - this.env.clock.now();
     if (left > 0) return this.armTimer(left);
-    this.server.stats.server_timedout++;
-    this.close("Connection timed out");
+    this.close(TIMED_OUT);
   }
 }
 
 const CLOSED_BY_PROXY = "Connection closed by proxy";
+const TIMED_OUT = "Connection timed out";
 
 function concat(parts: Uint8Array[]): Uint8Array {
   let total = 0;

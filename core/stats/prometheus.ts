@@ -110,7 +110,7 @@ export function renderPrometheus(input: PrometheusInput): string {
 function writePoolFamilies(out: Exposition, pools: readonly Pool[]): void {
   for (const field of POOL_STAT_FIELDS) {
     const name = metricName(field);
-    out.family(name, field.kind === "counter" ? "counter" : "gauge", field.description);
+    out.family(name, field.kind === "counter" ? "counter" : "gauge", helpOf(field));
     for (const pool of pools) out.sample(name, [["pool", pool.conf.name]], valueOf(pool.stats, field));
   }
   out.family("nutcracker_client_connections_opened_total", "counter", "client connections accepted since start");
@@ -133,7 +133,7 @@ function writeServerFamilies(out: Exposition, pools: readonly OrderedPool[], now
   };
   for (const field of SERVER_STAT_FIELDS) {
     const name = metricName(field);
-    out.family(name, field.kind === "counter" ? "counter" : "gauge", field.description);
+    out.family(name, field.kind === "counter" ? "counter" : "gauge", helpOf(field));
     each((labels, server) => out.sample(name, labels, valueOf(server.stats, field)));
   }
   out.family("nutcracker_server_connections_opened_total", "counter", "connections opened to the server since start");
@@ -158,6 +158,11 @@ function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics
       out.histogram(histogram.name, [["pool", s.pool], ["server", s.server], ["command", s.command]], histogram.pick(s));
     }
   }
+}
+
+/** The -D description, in the metric's unit: timestamps are exported in seconds, not usec. */
+function helpOf(field: StatField): string {
+  return field.kind === "timestamp" ? field.description.replace("usec since the epoch", "seconds since the epoch") : field.description;
 }
 
 /** A field's value; timestamps (usec) become seconds. */
