@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { latin1Bytes, latin1String } from "../core/bytes.ts";
 import {
   checkArity,
@@ -275,5 +276,25 @@ describe("proxy error replies", () => {
 
   it("uses the canonical lower-case name in arity errors", () => {
     assert.equal(s(wrongArityError(spec("GET"))), "-ERR wrong number of arguments for 'get' command\r\n");
+  });
+});
+
+describe("README's command reference", () => {
+  /** The backticked names after the README bullet whose bold title is `title`. */
+  function listed(readme: string, title: string): string[] {
+    const start = readme.indexOf(`- **${title}**`, readme.indexOf("### Command reference"));
+    assert.ok(start >= 0, `README has the "${title}" list`);
+    const end = readme.indexOf("\n-", start + 1);
+    const block = readme.slice(readme.indexOf(":", start), end < 0 ? undefined : end).split("\n\n")[0];
+    return [...block.matchAll(/`([A-Z_-]+)`/g)].map((m) => m[1].toLowerCase()).sort();
+  }
+
+  it("names every command of the table under how it is served, and nothing else", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const byKind = (kind: number) => COMMANDS.filter((c) => c.kind === kind).map((c) => c.name).sort();
+    assert.deepEqual(listed(readme, "Forwarded by key"), byKind(Kind.Forward));
+    assert.deepEqual(listed(readme, "Split across servers and merged"), byKind(Kind.MultiKey));
+    assert.deepEqual(listed(readme, "Answered by the proxy"), byKind(Kind.Local));
+    assert.deepEqual(listed(readme, "Refused"), byKind(Kind.Unsupported));
   });
 });

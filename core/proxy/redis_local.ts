@@ -3,6 +3,7 @@
  * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy.
  */
 import { bulkReply, EMPTY_ARRAY_REPLY, errorReply, OK_REPLY, PONG_REPLY, ZERO_REPLY } from "../redis/mod.ts";
+import { ByteWriter } from "../bytes.ts";
 import type { SessionHost } from "./protocol.ts";
 import type { RedisSession } from "./redis.ts";
 import { argBytes, argEquals, argIsSecret } from "./redis_args.ts";
@@ -54,21 +55,22 @@ export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
   },
   config(session, buf, host) {
     const slots = session.slots;
-    if (!argEquals(buf, slots, 1, "get") || slots.argc !== 3) return void host.replyLocal(CONFIG_ONLY_GET);
-    host.replyLocal(configGetReply(argBytes(buf, slots, 2)));
+    if (!argEquals(buf, slots, 1, "get") || slots.argc < 3) return void host.replyLocal(CONFIG_ONLY_GET);
+    const params: Uint8Array[] = [];
+    for (let i = 2; i < slots.argc; i++) params.push(argBytes(buf, slots, i));
+    host.replyLocal(configGetReply(params));
   },
 };
 
-/** CONFIG GET answers the parameter with an empty value, which tools read as "unset". */
-function configGetReply(param: Uint8Array): Uint8Array {
-  const head = encoder.encode(`*2\r\n$${param.length}\r\n`);
-  const tail = encoder.encode("\r\n$0\r\n\r\n");
-  const out = new Uint8Array(head.length + param.length + tail.length);
-  out.set(head, 0);
-  out.set(param, head.length);
-  out.set(tail, head.length + param.length);
-  return out;
+/** CONFIG GET (one or, as Redis 7 allows, several parameters) answers each with an empty value, which tools read as "unset". */
+function configGetReply(params: Uint8Array[]): Uint8Array {
+  const w = new ByteWriter().byte(STAR).int(params.length * 2).crlf();
+  for (const param of params) w.byte(DOLLAR).int(param.length).crlf().bytes(param).crlf().ascii("$0").crlf().crlf();
+  return w.finish();
 }
+
+const STAR = 0x2a;
+const DOLLAR = 0x24;
 
 const NOPROTO = errorReply("NOPROTO sorry, this protocol version is not supported");
 const HELLO_ONLY_BARE = errorReply("ERR HELLO options are not supported by the proxy; use AUTH");
@@ -79,4 +81,4 @@ const HELLO_REPLY = encoder.encode(
 const AUTH_NOT_SET = errorReply("ERR Client sent AUTH, but no password is set");
 const INVALID_PASSWORD = errorReply("ERR invalid password");
 const SELECT_ONLY_ZERO = errorReply("ERR SELECT is not allowed through the proxy: only db 0 is available");
-const CONFIG_ONLY_GET = errorReply("ERR only CONFIG GET <parameter> is supported by the proxy");
+const CONFIG_ONLY_GET = errorReply("ERR only CONFIG GET <parameter> [parameter ...] is supported by the proxy");
