@@ -18,6 +18,8 @@ const dec = new TextDecoder();
 class FakeRedis {
   readonly data = new Map<string, string>();
   readonly received: string[] = [];
+  /** Every chunk as it arrived: one per write the proxy made on a connection to this server. */
+  readonly chunks: Uint8Array[] = [];
   held = false;
   private backlog: (() => void)[] = [];
   conns: Conn[] = [];
@@ -27,6 +29,7 @@ class FakeRedis {
     const slots = new RequestSlots();
     let pending = new Uint8Array(0);
     conn.onData = (chunk) => {
+      this.chunks.push(chunk.slice());
       const buf = new Uint8Array(pending.length + chunk.length);
       buf.set(pending);
       buf.set(chunk, pending.length);
@@ -85,7 +88,16 @@ interface Rig {
   proxy: Proxy;
   backends: FakeRedis[];
   /** Send raw bytes as a client; returns a function that reads what arrived so far. */
-  client(): { send(text: string): void; received(): string; closed(): boolean };
+  client(): RigClient;
+}
+
+interface RigClient {
+  send(text: string): void;
+  sendBytes(bytes: Uint8Array): void;
+  received(): string;
+  closed(): boolean;
+  /** Chunks received so far: one per write the proxy made on this client's connection. */
+  chunks(): number;
 }
 
 async function rig(extra = ""): Promise<Rig> {
@@ -96,21 +108,31 @@ async function rig(extra = ""): Promise<Rig> {
   await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7002 }, (c) => backends[1].attach(c));
   const log = createLogger(() => {}, 0);
   const proxy = await startProxy(loadConf(YAML(extra), "engine.yml"), { net, clock, log });
-  const client = () => {
+  const client = (): RigClient => {
     const conn = net.connect({ kind: "tcp", host: "127.0.0.1", port: 22121 });
     let text = "";
     let closed = false;
-    conn.onData = (chunk) => void (text += dec.decode(chunk));
+    let chunks = 0;
+    conn.onData = (chunk) => {
+      chunks++;
+      text += dec.decode(chunk);
+    };
     conn.onClose = () => void (closed = true);
-    return { send: (s: string) => void conn.write(enc.encode(s)), received: () => text, closed: () => closed };
+    return {
+      send: (s: string) => void conn.write(enc.encode(s)),
+      sendBytes: (bytes: Uint8Array) => void conn.write(bytes),
+      received: () => text,
+      closed: () => closed,
+      chunks: () => chunks,
+    };
   };
   return { net, clock, proxy, backends, client };
 }
 
 /** Keys known (by the modula ring above) to land on server one and server two. */
-function keyOn(r: Rig, server: number): string {
+function keyOn(r: Rig, server: number, prefix = "k"): string {
   for (let i = 0; i < 1000; i++) {
-    const key = `k${i}`;
+    const key = `${prefix}${i}`;
     const bytes = enc.encode(key);
     if (r.proxy.pools[0].serverIndexFor(bytes, 0, bytes.length) === server) return key;
   }
@@ -231,5 +253,84 @@ describe("engine failure policy", () => {
     r.backends[0].release();
     r.clock.advance(5000);
     assert.equal(r.proxy.pools[0].serverIndexFor(enc.encode(a), 0, a.length), 0, "back after the retry timeout");
+  });
+});
+
+/** Joins byte arrays. */
+function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Bytes as readable text (CR, LF and non-printable bytes escaped), for assertion messages. */
+function visible(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b >= 32 && b < 127 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`).join("");
+}
+
+describe("engine zero copy and write coalescing", () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig();
+  });
+  after(async () => {
+    await r.proxy.close(0);
+  });
+
+  it("forwards requests that need no change as the client's exact bytes: mixed case, odd but valid RESP, binary", async () => {
+    const pool = r.proxy.pools[0];
+    const ownerOf = (key: Uint8Array) => pool.serverIndexFor(key, 0, key.length);
+    const a = keyOn(r, 0, "we\r\nird*1$0 ");
+    const b = keyOn(r, 1);
+    const binary = new Uint8Array([0x2a, 0x31, 13, 10, 0, 0xff, 0x80, 0x24, 0x2d, 1, 13, 10, 0x2b]);
+    const len = (text: string) => enc.encode(text).length;
+    // Each request and the server it must reach byte for byte. Redis (and the proxy) skip the
+    // byte after each CR and the two bytes after bulk data without looking at them, so the
+    // GET of b is valid RESP that re-encoding would turn into something else.
+    const requests: [Uint8Array, number][] = [
+      [enc.encode(`*2\r\n$3\r\ngEt\r\n$${len(a)}\r\n${a}\r\n`), 0],
+      [enc.encode(`*3\r\n$3\r\nsEt\r\n$${len(a)}\r\n${a}\r\n$14\r\n*1\r\n$4\r\nPING\r\n\r\n`), 0],
+      [enc.encode(`*2\r?$3\r!GeTzz$${len(b)}\rx${b}--`), 1],
+      [enc.encode("*2\r\n$3\r\nget\r\n$0\r\n\r\n"), ownerOf(new Uint8Array(0))],
+      [joinBytes([enc.encode(`*3\r\n$3\r\nSET\r\n$${binary.length}\r\n`), binary, enc.encode("\r\n$2\r\n\r\n\r\n")]), ownerOf(binary)],
+    ];
+    // "*0" and an empty inline line are valid and mean nothing: they must not reach a server.
+    const input = joinBytes([enc.encode("*0\r\n"), requests[0][0], enc.encode("\r\n"), ...requests.slice(1).map(([bytes]) => bytes)]);
+    const before = r.backends.map((s) => s.chunks.length);
+    const c = r.client();
+    c.sendBytes(input);
+    await settle();
+    assert.equal(c.received(), "$-1\r\n+OK\r\n$-1\r\n$-1\r\n+OK\r\n");
+    for (const server of [0, 1]) {
+      const want = joinBytes(requests.filter(([, s]) => s === server).map(([bytes]) => bytes));
+      const got = joinBytes(r.backends[server].chunks.slice(before[server]));
+      assert.equal(visible(got), visible(want), `server ${server} received exactly the client's bytes`);
+    }
+    assert.equal(r.backends[0].data.get(a), "*1\r\n$4\r\nPING\r\n", "the SET reached the server intact");
+  });
+
+  it("a pipeline of 200 GETs in one chunk costs one write per server connection and at most two to the client", async () => {
+    const keys = Array.from({ length: 200 }, (_, i) => `p${i}`);
+    keys.forEach((k, i) => r.backends[r.proxy.pools[0].serverIndexFor(enc.encode(k), 0, k.length)].data.set(k, `v${i}`));
+    const owners = keys.map((k) => r.proxy.pools[0].serverIndexFor(enc.encode(k), 0, k.length));
+    assert.ok(owners.includes(0) && owners.includes(1), "the keys span both servers");
+    const requests = keys.map((k) => cmd("GET", k));
+    const before = r.backends.map((s) => s.chunks.length);
+    const c = r.client();
+    c.send(requests.join(""));
+    await settle();
+    assert.equal(c.received(), keys.map((_, i) => bulk(`v${i}`)).join(""), "200 replies, in request order");
+    for (const server of [0, 1]) {
+      const chunks = r.backends[server].chunks.slice(before[server]);
+      const want = requests.filter((_, i) => owners[i] === server).join("");
+      assert.equal(dec.decode(joinBytes(chunks)), want, `server ${server} got its requests, unchanged and in order`);
+      assert.equal(chunks.length, 1, `server ${server}: ${owners.filter((o) => o === server).length} requests in one write`);
+    }
+    // The fake servers answer each request with its own write (200 chunks in); the proxy coalesces.
+    assert.ok(c.chunks() <= 2, `200 replies took ${c.chunks()} writes to the client`);
   });
 });

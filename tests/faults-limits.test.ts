@@ -157,6 +157,33 @@ describe("a stopped server and a client sending large requests to it", () => {
   });
 });
 
+describe("a stopped server and many clients sending to it (maxServerQueueBytes: 2 MiB)", () => {
+  const r = rig(startRedis, (ports) => redisPoolYaml(ports, ""), 1, { maxServerQueueBytes: 2 * MB });
+
+  it("holds about the server's mark in total, not each client's limit times the clients, and answers everything after SIGCONT", async () => {
+    const server = r.tp.proxy.pools[0].servers[0];
+    await freeze(r.servers[0]);
+    const clients = await Promise.all(Array.from({ length: 8 }, () => PipeClient.connect(r.tp.port())));
+    const perClient = 32;
+    const value = new Uint8Array(64 * 1024).fill(0x62);
+    clients.forEach((c, k) => {
+      for (let i = 0; i < perClient; i++) c.write(pipe(["SET", `q:${k}`, value]));
+    });
+    let held = 0;
+    await waitFor(() => {
+      held = Math.max(held, server.stats.out_queue_bytes + server.stats.in_queue_bytes);
+      return false;
+    }, 1500, 25);
+    r.servers[0].kill("SIGCONT");
+    const replies = await Promise.all(clients.map((c) => c.waitReplies(perClient, 30000)));
+    for (const c of clients) c.destroy();
+    assert.ok(replies.flat().every((reply) => decoder.decode(reply) === "+OK\r\n"), "every SET answered +OK after SIGCONT");
+    // 8 clients x 2 MiB were sent; the mark plus one request per client may be held.
+    assert.ok(held <= 2 * MB + 8 * (64 * 1024 + 100), `the proxy held ${(held / MB).toFixed(1)} MiB for a stopped server`);
+    assert.ok(held >= MB, `requests reached the server's queue (${held} bytes)`);
+  });
+});
+
 describe("clients that disconnect with requests in flight", () => {
   const r = rig(startRedis, (ports) => redisPoolYaml(ports, "  hash: md5\n"));
 

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { redisPoolYaml, startTestProxy, type TestProxy } from "./helpers/proxy.ts";
-import { type ServerProcess, startRedis } from "./helpers/servers.ts";
+import { rawExchange, type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { type Arg, concat, type RawReply, RespClient, sameBytes, show } from "./helpers/resp.ts";
 
 const encoder = new TextEncoder();
@@ -240,6 +240,38 @@ describe("redis commands through the proxy match a plain redis-server", () => {
       assert.deepEqual(await fresh.call(["GET", "bys:k"]).finally(() => fresh.close()), { type: "bulk", value: encoder.encode("4") });
     } finally {
       bystander.close();
+    }
+  });
+
+  it("an unrecoverable protocol error gets redis's -ERR Protocol error, then the connection is closed", async () => {
+    // A bad length leaves no way to find where the next request starts: what follows is not read.
+    const unrecoverable = ["*1\r\n$x\r\n", "*2\r\n$x\r\n", "*1\r\n$600000000\r\n", "*2\r\n$3\r\nGET\r\n:1\r\n", "*x\r\n"];
+    for (const bad of unrecoverable) {
+      const input = `${bad}PING\r\n`;
+      const [got, want] = await Promise.all([
+        rawExchange(tp.port(), input, { timeoutMs: 3000 }),
+        rawExchange(plain.port, input, { timeoutMs: 3000 }),
+      ]);
+      const text = show(got.data);
+      assert.match(text, /^-ERR Protocol error: [^\\]*\\r\\n$/, `${JSON.stringify(bad)}: one error line and no PONG`);
+      assert.equal(text, show(want.data), `${JSON.stringify(bad)}: the same reply as a plain redis`);
+      assert.ok(got.closed, `${JSON.stringify(bad)}: the proxy closed the connection`);
+    }
+  });
+
+  it("unbalanced quotes in an inline command get -ERR Protocol error and the connection stays usable", async () => {
+    const client = await RespClient.connect(tp.port());
+    try {
+      const replies = await client.send(encoder.encode('get "a\r\nPING\r\n'), 2, 5000);
+      assert.deepEqual(replies.map((r) => show(r.raw)), [
+        "-ERR Protocol error: unbalanced quotes in request\\r\\n",
+        "+PONG\\r\\n",
+      ]);
+      assert.deepEqual(await client.call(["SET", "quote:k", "v"]), { type: "status", text: "OK" });
+      assert.deepEqual(await client.call(["GET", "quote:k"]), { type: "bulk", value: encoder.encode("v") });
+      assert.equal(client.closed, false);
+    } finally {
+      client.close();
     }
   });
 });

@@ -162,3 +162,126 @@ describe("multi-key commands across four servers match a plain redis-server", ()
     assert.deepEqual(await viaProxy.call(["EXISTS", "fx:a", "fx:b"]), { type: "int", value: 0 });
   });
 });
+
+describe("a multi-key command whose part fails on one server", () => {
+  // Three backends: `ok` always answers, `full` is made to refuse writes (-OOM), `dead` is stopped.
+  const OK = 0, FULL = 1, DEAD = 2;
+  const backends: ServerProcess[] = [];
+  let tp: TestProxy;
+  let client: RespClient;
+  let full = false;
+
+  before(async () => {
+    backends.push(...await Promise.all([0, 1, 2].map(() => startRedis())));
+    tp = await startTestProxy(redisPoolYaml(backends.map((b) => b.port), MD5));
+    client = await RespClient.connect(tp.port());
+  });
+
+  after(async () => {
+    client?.close();
+    await tp?.close();
+    await Promise.all(backends.map((s) => s.stop()));
+  });
+
+  /** `count` keys named `prefix:N` that the proxy routes to backend `server`. */
+  function keysOn(server: number, prefix: string, count: number): string[] {
+    const found: string[] = [];
+    const enc = new TextEncoder();
+    for (let i = 0; found.length < count && i < 10000; i++) {
+      const bytes = enc.encode(`${prefix}:${i}`);
+      if (tp.proxy.pools[0].serverIndexFor(bytes, 0, bytes.length) === server) found.push(`${prefix}:${i}`);
+    }
+    assert.equal(found.length, count, `found ${count} keys on server ${server}`);
+    return found;
+  }
+
+  /** Runs one command straight on a backend and returns the raw reply. */
+  async function onBackend(server: number, args: Arg[]): Promise<Uint8Array> {
+    const direct = await RespClient.connect(backends[server].port);
+    return await direct.callRaw(args).finally(() => direct.close());
+  }
+
+  /** Makes `full` refuse every write with -OOM (it already holds a key, so used memory > 1 byte). */
+  async function fillUp(): Promise<void> {
+    await onBackend(FULL, ["SET", "filler", "x"]);
+    await onBackend(FULL, ["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    await onBackend(FULL, ["CONFIG", "SET", "maxmemory", "1"]);
+    assert.match(show(await onBackend(FULL, ["SET", "probe", "1"])), /^-OOM /, "the full server refuses writes");
+    full = true;
+  }
+
+  /** Stops `dead` and waits until the proxy answers its keys with -ERR Connection refused. */
+  async function killDead(): Promise<void> {
+    await backends[DEAD].stop();
+    const [key] = keysOn(DEAD, "probe", 1);
+    let last = "";
+    for (let i = 0; i < 50 && last !== "-ERR Connection refused\\r\\n"; i++) last = show(await client.callRaw(["GET", key]));
+    assert.equal(last, "-ERR Connection refused\\r\\n", "the stopped server's keys get Connection refused");
+  }
+
+  it("MSET whose part on one server gets -OOM returns that server's error; the other parts are still stored", async () => {
+    await fillUp();
+    const good = keysOn(OK, "mo", 3);
+    const bad = keysOn(FULL, "mo", 2);
+    // The error the full server gives to its own fragment, read straight from it.
+    const oom = show(await onBackend(FULL, ["MSET", bad[0], "b0", bad[1], "b1"]));
+    assert.match(oom, /^-OOM .*\\r\\n$/);
+    const orders = [[...good, ...bad], [...bad, ...good], [good[0], bad[0], good[1], bad[1], good[2]]];
+    for (const keys of orders) {
+      const moved = await withFragments(tp, () => client.callRaw(["MSET", ...keys.flatMap((k) => [k, `v-${k}`])]));
+      assert.equal(show(moved.result), oom, `MSET ${keys.join(" ")}`);
+      assert.equal(moved.fragments, 2, "one fragment per server");
+    }
+    for (const k of good) assert.equal(show(await onBackend(OK, ["GET", k])), show(encodeBulk(`v-${k}`)), `${k} stored on its server`);
+    assert.deepEqual(await client.call(["EXISTS", ...bad]), { type: "int", value: 0 }, "nothing stored on the full server");
+    assert.equal(show(await client.callRaw(["MSET", good[0], "again", good[1], "again"])), "+OK\\r\\n", "all-OK parts still give +OK");
+  });
+
+  it("MSET with parts failing on two servers returns the error of the server that owns the earliest key", async () => {
+    if (!full) await fillUp();
+    if (backends[DEAD].running) await killDead();
+    const [good] = keysOn(OK, "m2", 1);
+    const [onFull] = keysOn(FULL, "m2", 1);
+    const [dead] = keysOn(DEAD, "m2", 1);
+    const oom = show(await onBackend(FULL, ["MSET", onFull, "v"]));
+    const mset = (keys: string[]) => client.callRaw(["MSET", ...keys.flatMap((k) => [k, "v"])]).then(show);
+    assert.equal(await mset([dead, onFull, good]), "-ERR Connection refused\\r\\n");
+    assert.equal(await mset([good, dead, onFull]), "-ERR Connection refused\\r\\n");
+    assert.equal(await mset([onFull, dead, good]), oom);
+    assert.equal(await mset([good, onFull, dead]), oom);
+    assert.deepEqual(await client.call(["PING"]), { type: "status", text: "PONG" }, "the connection stays usable");
+  });
+
+  it("DEL and EXISTS with a part on a stopped server return an error, not a partial count", async () => {
+    if (!backends[DEAD].running) await backends[DEAD].restart();
+    const good = keysOn(OK, "sd", 3);
+    const dead = keysOn(DEAD, "sd", 2);
+    const keys = [good[0], dead[0], good[1], good[2], dead[1]];
+    // While every server is up, the counts are summed over both servers.
+    for (const k of keys) assert.equal(show(await client.callRaw(["SET", k, "1"])), "+OK\\r\\n");
+    assert.deepEqual(await client.call(["EXISTS", ...keys]), { type: "int", value: 5 });
+    await killDead();
+    for (const command of ["EXISTS", "DEL", "UNLINK", "TOUCH"]) {
+      const moved = await withFragments(tp, () => client.callRaw([command, ...keys]));
+      assert.equal(show(moved.result), "-ERR Connection refused\\r\\n", `${command} gets the failed part's error`);
+      assert.equal(moved.fragments, 2, `${command}: one fragment per server`);
+    }
+    // The live server's part of DEL still ran, as with twemproxy: its keys are gone.
+    assert.equal(show(await onBackend(OK, ["EXISTS", ...good])), ":0\\r\\n");
+    assert.deepEqual(await client.call(["GET", good[0]]), { type: "bulk", value: null }, "the connection stays usable");
+  });
+});
+
+/** Runs fn and returns its result with how many fragments the pool made meanwhile. */
+async function withFragments<T>(tp: TestProxy, fn: () => Promise<T>): Promise<{ result: T; fragments: number }> {
+  const pool = tp.proxy.pools[0];
+  const before = pool.stats.fragments;
+  const result = await fn();
+  return { result, fragments: pool.stats.fragments - before };
+}
+
+/** A RESP bulk string. */
+function encodeBulk(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  return new TextEncoder().encode(`$${bytes.length}\r\n${text}\r\n`);
+}

@@ -9,6 +9,7 @@ import type { PoolConf } from "../conf/types.ts";
 import { Fifo } from "./fifo.ts";
 import { type Flushable, joinChunks } from "./flusher.ts";
 import { Req, type ReqOwner } from "./req.ts";
+import type { QueueWaiter } from "./server.ts";
 import { CLOSE, NEED_MORE, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 
@@ -24,6 +25,11 @@ export interface ClientLimits {
   maxOutputBytes: number;
   /** Close a client that sends a single request larger than this without completing it. */
   maxRequestBytes: number;
+  /**
+   * Per server connection, not per client: once this many request bytes wait there for
+   * replies, every client that sends to it stops being read until it is half as full.
+   */
+  maxServerQueueBytes: number;
 }
 
 export const DEFAULT_LIMITS: ClientLimits = {
@@ -32,9 +38,10 @@ export const DEFAULT_LIMITS: ClientLimits = {
   pauseOutputBytes: 4 * 1024 * 1024,
   maxOutputBytes: 256 * 1024 * 1024,
   maxRequestBytes: 600 * 1024 * 1024,
+  maxServerQueueBytes: 64 * 1024 * 1024,
 };
 
-export class ClientConn implements SessionHost, ReqOwner, Flushable {
+export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter {
   dirty = false;
   readonly id: number;
   private readonly conn: Conn;
@@ -51,6 +58,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
   /** Client bytes of the requests in `queue` (each request remembers its share in `clientBytes`). */
   private inflightBytes = 0;
   private readPaused = false;
+  /** Congested server connections this client sent to and waits on before reading more. */
+  private blockers = 0;
   private inputEnded = false;
   private quitting = false;
   private closed = false;
@@ -100,7 +109,18 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
 
   sendTo(index: number, req: Req): void {
     if (index < 0) return this.failNoServer(req);
-    this.owner.pool.servers[index].connFor(this.id).send(req);
+    const conn = this.owner.pool.servers[index].connFor(this.id);
+    conn.send(req);
+    if (!conn.congested) return;
+    this.blockers++;
+    conn.wait(this);
+  }
+
+  // ---- QueueWaiter ----
+
+  unblock(): void {
+    this.blockers--;
+    if (this.blockers === 0) this.maybeResume();
   }
 
   closeAfterReplies(): void {
@@ -212,7 +232,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
 
   private mustPause(): boolean {
     const limits = this.owner.limits;
-    return this.queue.length >= limits.maxInflight || this.inflightBytes >= limits.maxInflightBytes ||
+    return this.blockers > 0 || this.queue.length >= limits.maxInflight || this.inflightBytes >= limits.maxInflightBytes ||
       this.outBytes + this.conn.bufferedBytes >= limits.pauseOutputBytes;
   }
 
@@ -223,7 +243,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable {
   }
 
   private maybeResume(): void {
-    if (!this.readPaused || this.closed) return;
+    if (!this.readPaused || this.closed || this.blockers > 0) return;
     const limits = this.owner.limits;
     if (this.queue.length > limits.maxInflight / 2) return;
     if (this.inflightBytes > limits.maxInflightBytes / 2) return;

@@ -62,6 +62,7 @@ function makeListening(conf: PoolConf, deps: ProxyDeps, flusher: Flusher, limits
   const observe = deps.observe;
   const clock = deps.clock;
   const env = {
+    queueMark: limits.maxServerQueueBytes,
     net: deps.net,
     clock,
     log: deps.log,

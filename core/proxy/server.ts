@@ -25,6 +25,8 @@ export interface ServerEnv {
   readonly preamble: Uint8Array[];
   /** The pool's counters: client requests failed by a broken server connection are its forward errors. */
   readonly poolStats: PoolCounters;
+  /** Unanswered request bytes at which a connection is congested: clients sending to it stop being read. */
+  readonly queueMark: number;
   /** A request failed at the transport level (refused, reset, timed out). */
   onFailure(server: Server): void;
   /** A reply arrived: the server is healthy. */
@@ -64,6 +66,11 @@ export class Server {
   }
 }
 
+/** A client held back while a server connection it sent to is congested. */
+export interface QueueWaiter {
+  unblock(): void;
+}
+
 /** One TCP/unix connection to a server. */
 export class ServerConn implements Flushable, ReqOwner {
   dirty = false;
@@ -71,6 +78,9 @@ export class ServerConn implements Flushable, ReqOwner {
   private readonly sent = new Fifo<Req>();
   private out: Uint8Array[] = [];
   private outBytes = 0;
+  /** Bytes of client requests queued or sent and not yet answered (what a stalled server makes us hold). */
+  private unansweredBytes = 0;
+  private waiters: QueueWaiter[] = [];
   /** Client requests (and their bytes) queued in `out`: twemproxy's in_queue until flushed. */
   private queuedReqs = 0;
   private queuedReqBytes = 0;
@@ -93,6 +103,16 @@ export class ServerConn implements Flushable, ReqOwner {
     return this.sent.length;
   }
 
+  /** Over its mark: the server is not keeping up, so clients sending to it should wait. */
+  get congested(): boolean {
+    return this.unansweredBytes >= this.env.queueMark;
+  }
+
+  /** Call `waiter.unblock()` once the unanswered bytes fall to half the mark (or the connection closes). */
+  wait(waiter: QueueWaiter): void {
+    this.waiters.push(waiter);
+  }
+
   /** Queue a request; it is written with everything else queued in this tick. */
   send(req: Req): void {
     this.ensureConnected();
@@ -106,6 +126,7 @@ export class ServerConn implements Flushable, ReqOwner {
     stats.in_queue_bytes += req.bytes.length;
     this.queuedReqs++;
     this.queuedReqBytes += req.bytes.length;
+    this.unansweredBytes += req.bytes.length;
     if (req.trailer !== null) this.sendInternal(req.trailer, req.trailerKind);
     if (this.timer === null) this.armTimer(this.env.timeout);
   }
@@ -212,6 +233,8 @@ export class ServerConn implements Flushable, ReqOwner {
       stats.out_queue--;
       stats.out_queue_bytes -= req.bytes.length;
       this.env.observe?.(this.server, req, reply, this.arrivedAt);
+      this.unansweredBytes -= req.bytes.length;
+      if (this.waiters.length > 0) this.releaseWaiters();
     }
     if (this.server.failures !== 0) this.env.onSuccess(this.server);
     req.finish(reply);
@@ -262,10 +285,20 @@ export class ServerConn implements Flushable, ReqOwner {
         stats.out_queue--;
         stats.out_queue_bytes -= req.bytes.length;
         this.env.poolStats.forward_error++;
+        this.unansweredBytes -= req.bytes.length;
       }
       req.finish(reply);
     }
+    this.releaseWaiters();
     if (hadClientRequests || (err !== undefined && !byProxy)) this.env.onFailure(this.server);
+  }
+
+  /** Below half the mark (hysteresis, so clients are not woken for every reply): let the waiters read again. */
+  private releaseWaiters(): void {
+    if (this.unansweredBytes > this.env.queueMark / 2) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.unblock();
   }
 
   private armTimer(ms: number | null): void {
