@@ -334,3 +334,36 @@ describe("engine zero copy and write coalescing", () => {
     assert.ok(c.chunks() <= 2, `200 replies took ${c.chunks()} writes to the client`);
   });
 });
+
+describe("swapping a pool's servers at runtime (Pool.setShards)", () => {
+  it("routes new requests to the new servers, delivers what the old ones owe in order, then closes them", async () => {
+    const r = await rig();
+    const third = new FakeRedis();
+    await r.net.listen({ kind: "tcp", host: "127.0.0.1", port: 7003 }, (c) => third.attach(c));
+    const pool = r.proxy.pools[0];
+    const key = keyOn(r, 0);
+    r.backends[0].data.set(key, "old");
+    r.backends[0].held = true;
+    const c = r.client();
+    c.send(cmd("GET", key));
+    await settle();
+    const retired = pool.servers[0];
+    assert.equal(retired.stats.server_connections, 1);
+
+    const next = loadConf(YAML("").replace("127.0.0.1:7001:1 one", "127.0.0.1:7003:1 three"), "next.yml").pools[0];
+    pool.setShards(next.shards);
+    assert.deepEqual(pool.conf.shards.map((s) => s.primary.id), ["three", "two"]);
+    for (const backend of [third, r.backends[1]]) backend.data.set(key, "new");
+    c.send(cmd("GET", key));
+    await settle();
+    assert.equal(c.received(), "", "the new server's reply waits for the one the old server owes");
+    assert.equal(retired.stats.server_connections, 1, "the old connection stays until it has answered");
+
+    r.backends[0].release();
+    await settle();
+    assert.equal(c.received(), "$3\r\nold\r\n$3\r\nnew\r\n");
+    assert.equal(retired.stats.server_connections, 0, "the old connection closed once it owed nothing");
+    assert.equal(r.backends[0].received.length, 1, "nothing new went to the old server");
+    await r.proxy.close(0);
+  });
+});

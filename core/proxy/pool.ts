@@ -4,7 +4,7 @@
  * time, a reply resets the count). The distribution is rebuilt only when the set of
  * live servers changes, so routing a key is a hash and a lookup.
  */
-import type { PoolConf } from "../conf/types.ts";
+import type { PoolConf, ShardConf } from "../conf/types.ts";
 import { HASHES, type HashFn, hashTagSpan, type Span } from "../hash/mod.ts";
 import { buildDistribution, type Dispatcher } from "../dist/mod.ts";
 import { PoolCounters } from "../stats/counters.ts";
@@ -17,7 +17,8 @@ export type PoolServerEnv =
   & { readonly queueMark?: number };
 
 export class Pool {
-  readonly conf: PoolConf;
+  /** The pool's config; its `shards` follow setShards(). */
+  conf: PoolConf;
   readonly stats = new PoolCounters();
   servers: Server[] = [];
   private readonly hash: HashFn;
@@ -46,14 +47,26 @@ export class Pool {
         server.failures = 0;
       },
     };
-    this.setServers();
+    this.servers = this.makeServers(conf.shards);
+    this.rebuild();
   }
 
-  /** (Re)create the servers from the config and rebuild the distribution. */
-  setServers(): void {
-    const conf = this.conf;
-    this.servers = conf.shards.map((shard, i) => new Server(shard.primary, i, conf.serverConnections, this.env));
+  /**
+   * Swap in a new list of shards at runtime (the step a config reload takes): new servers
+   * and a distribution over them take every request from now on, while each old server
+   * connection closes once the replies it owes have arrived, so nothing in flight is lost.
+   * @example pool.setShards(newConf.pools[0].shards)
+   */
+  setShards(shards: readonly ShardConf[]): void {
+    const old = this.servers;
+    this.conf = { ...this.conf, shards };
+    this.servers = this.makeServers(shards);
     this.rebuild();
+    for (const server of old) server.retire();
+  }
+
+  private makeServers(shards: readonly ShardConf[]): Server[] {
+    return shards.map((shard, i) => new Server(shard.primary, i, this.conf.serverConnections, this.env));
   }
 
   /** Index (config order) of the server owning key buf[start, end), or -1 when every server is ejected. */

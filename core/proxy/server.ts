@@ -64,6 +64,11 @@ export class Server {
   close(): void {
     for (const conn of this.conns) conn.close(CLOSED_BY_PROXY);
   }
+
+  /** Taken out of its pool: close each connection once it owes no more replies. */
+  retire(): void {
+    for (const conn of this.conns) conn.retire();
+  }
 }
 
 /** A client held back while a server connection it sent to is congested. */
@@ -81,6 +86,8 @@ export class ServerConn implements Flushable, ReqOwner {
   /** Bytes of client requests queued or sent and not yet answered (what a stalled server makes us hold). */
   private unansweredBytes = 0;
   private waiters: QueueWaiter[] = [];
+  /** Set by retire(): end the connection when the last owed reply arrives. */
+  private retiring = false;
   /** Client requests (and their bytes) queued in `out`: twemproxy's in_queue until flushed. */
   private queuedReqs = 0;
   private queuedReqBytes = 0;
@@ -174,6 +181,12 @@ export class ServerConn implements Flushable, ReqOwner {
     this.conn?.destroy(new Error(reason));
   }
 
+  /** Close gracefully once every reply still owed has arrived (no new requests come here). */
+  retire(): void {
+    this.retiring = true;
+    if (this.sent.length === 0) this.conn?.end();
+  }
+
   /** Preamble replies (AUTH, SELECT) land here. */
   reqDone(req: Req): void {
     const reply = req.reply;
@@ -238,7 +251,9 @@ export class ServerConn implements Flushable, ReqOwner {
     }
     if (this.server.failures !== 0) this.env.onSuccess(this.server);
     req.finish(reply);
-    if (this.sent.length === 0) this.disarmTimer();
+    if (this.sent.length > 0) return;
+    this.disarmTimer();
+    if (this.retiring) this.conn?.end();
   }
 
   private protocolError(message: string): void {
