@@ -13,6 +13,7 @@ import { createMetrics, type Observability, startObservability } from "../core/a
 import { loadNet } from "../adapters/mod.ts";
 import { freePort, sleep } from "./helpers/ports.ts";
 import { rawExchange, rawRequest, type ServerProcess, startRedis } from "./helpers/servers.ts";
+import { checkHistogram, parseExposition } from "./helpers/prometheus.ts";
 
 const resp = (...args: string[]) => `*${args.length}\r\n` + args.map((a) => `$${a.length}\r\n${a}\r\n`).join("");
 
@@ -110,6 +111,9 @@ describe("admin API of a proxy with two pools", () => {
     const gets = Array.from({ length: K }, (_, i) => resp("GET", `${((i + 1) * 2654435761 >>> 0).toString(36)}:missing`)).join("");
     await rawRequest(stack.ports[0], gets, { expectBytes: 5 * K, timeoutMs: 5000 });
     const after = await read();
+    const families = parseExposition(after);
+    for (const family of families.values()) if (family.type === "histogram") checkHistogram(family);
+    assert.ok(families.has("nutcracker_request_duration_seconds"), "the live text has the latency histogram");
     const delta = (name: string, match: Record<string, string>) => total(after, name, match) - total(before, name, match);
     assert.equal(delta("nutcracker_requests_total", { pool: "alpha" }), K);
     assert.equal(delta("nutcracker_responses_total", { pool: "alpha" }), K);
