@@ -79,15 +79,21 @@ describe("memcached with auto_eject_hosts, server_failure_limit 2 and server_ret
     [ka] = keysOn(pool, 0, "e-a");
     client = await connect(r);
     assert.deepEqual(await client.exchange(set(ka, "before"), 1), [STORED]);
+    assert.equal(pool.servers[0].failures, 0, "the count starts from a reply");
     r.servers[0].kill("SIGKILL");
     assert.ok(await waitFor(() => !r.servers[0].running, 3000), "server 0 exited");
+    // Let the proxy see its idle connection close (an EOF, which is no failure) before any
+    // request, so each request below is one failure of its own: nothing in between resets the count.
+    assert.ok(await waitFor(() => pool.servers[0].stats.server_connections === 0, 3000), "the proxy saw the close");
+    assert.equal(pool.servers[0].failures, 0, "an idle close is not counted");
     const errors: string[] = [];
     for (let i = 0; i < 6; i++) {
       const [reply] = await client.exchange(get(ka), 1, 3000);
-      if (reply.startsWith("SERVER_ERROR")) errors.push(reply);
-      else break;
+      if (!reply.startsWith("SERVER_ERROR")) break;
+      errors.push(reply);
+      assert.equal(pool.stats.server_ejects, errors.length < 2 ? 0 : 1, `ejections after failure ${errors.length}`);
     }
-    assert.ok(errors.length >= 1 && errors.length <= 2, `errors before ejection: ${JSON.stringify(errors)}`);
+    assert.equal(errors.length, 2, `errors before ejection: ${JSON.stringify(errors)}`);
     for (const e of errors) assert.match(e, CONN_ERROR);
     assert.equal(pool.stats.server_ejects, 1);
     assert.equal(ownerOf(pool, ka), 1);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { redisPoolYaml, startTestProxy, type TestProxy } from "./helpers/proxy.ts";
 import { rawText, type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { freePort, sleep } from "./helpers/ports.ts";
+import { systemClock } from "../core/net.ts";
 import { type Arg, encodePipeline } from "./helpers/resp.ts";
 import { type FakeBackend, freeze, keysOn, ownerOf, PipeClient, rig, startFakeBackend, text, waitFor } from "./helpers/soak.ts";
 
@@ -67,7 +68,8 @@ describe("a redis server that stops answering, with timeout: 300", () => {
 });
 
 describe("auto_eject_hosts with server_failure_limit 2 and server_retry_timeout 1000", () => {
-  const r = rig(startRedis, (ports) => redisPoolYaml(ports, "  timeout: 1000\n  auto_eject_hosts: true\n  server_failure_limit: 2\n  server_retry_timeout: 1000\n"));
+  const RETRY = 1000;
+  const r = rig(startRedis, (ports) => redisPoolYaml(ports, `  timeout: 1000\n  auto_eject_hosts: true\n  server_failure_limit: 2\n  server_retry_timeout: ${RETRY}\n`));
   let client: PipeClient;
   let ka = "", kb = "";
 
@@ -90,7 +92,9 @@ describe("auto_eject_hosts with server_failure_limit 2 and server_retry_timeout 
     assert.equal(errors.length, 2, `errors before ejection: ${JSON.stringify(errors)}`);
     for (const e of errors) assert.match(e, CONN_ERROR);
     assert.equal(pool.stats.server_ejects, 1);
-    assert.ok(pool.servers[0].ejectedUntil > 0, "server 0 is ejected");
+    // Ejected during the last exchange, for the retry timeout (the proxy's clock is systemClock).
+    const left = pool.servers[0].ejectedUntil - systemClock.now();
+    assert.ok(left > RETRY - 500 && left <= RETRY, `server 0 is ejected for ${left} more ms, want about ${RETRY}`);
     assert.equal(ownerOf(pool, ka), 1);
     assert.deepEqual(await client.exchange(pipe(["SET", ka, "moved"], ["GET", ka], ["GET", kb]), 3), ["+OK\r\n", bulk("moved"), "$-1\r\n"]);
     assert.equal(await backendGet(r.servers[1], ka), bulk("moved"), "the key now lives on server 1");
@@ -98,14 +102,30 @@ describe("auto_eject_hosts with server_failure_limit 2 and server_retry_timeout 
 
   it("routes the keys back once the server restarts and the retry timeout has passed", async () => {
     const pool = r.tp.proxy.pools[0];
+    const until = pool.servers[0].ejectedUntil;
+    assert.ok(until > systemClock.now(), "server 0 is still ejected");
     await r.servers[0].restart();
+    // About 45% into the retry timeout, server 0 answers again but must stay out: its key still goes to server 1.
+    await sleep(Math.max(0, until - RETRY * 0.55 - systemClock.now()));
+    const sentAt = systemClock.now();
+    assert.ok(sentAt < until - 200, `the restart took until ${Math.round(until - sentAt)} ms before the retry time`);
+    const before = pool.servers.map((s) => s.stats.requests);
+    assert.deepEqual(await client.exchange(pipe(["SET", ka, "mid-retry"]), 1, 3000), ["+OK\r\n"]);
+    const sent = pool.servers.map((s, i) => s.stats.requests - before[i]);
+    assert.deepEqual(sent, [0, 1], `requests per server for a SET ${Math.round(until - sentAt)} ms before the retry time`);
+    assert.equal(await backendGet(r.servers[1], ka), bulk("mid-retry"), "server 1 holds the write");
+    assert.equal(await backendGet(r.servers[0], ka), "$-1\r\n", "the restarted server 0 got nothing");
+    // Then, and only once the retry time has passed, the key goes back to server 0.
     let n = 0;
+    let repliedAt = 0;
     const back = await waitFor(async () => {
       const value = `home-${n++}`;
       const [reply] = await client.exchange(pipe(["SET", ka, value]), 1, 3000);
+      repliedAt = systemClock.now();
       return reply === "+OK\r\n" && (await backendGet(r.servers[0], ka)) === bulk(value);
     }, 4000, 100);
     assert.ok(back, "writes to the key reach server 0 again");
+    assert.ok(repliedAt >= until, `server 0 got the key back ${Math.round(until - repliedAt)} ms before the retry time`);
     assert.equal(pool.servers[0].ejectedUntil, 0);
     assert.equal(ownerOf(pool, ka), 0);
   });
