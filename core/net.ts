@@ -86,9 +86,12 @@ export interface Clock {
   clearTimer(handle: unknown): void;
 }
 
+// Read once: on Node the timeOrigin getter costs as much as now() itself.
+const TIME_ORIGIN = performance.timeOrigin;
+
 /** The real clock, built on the timers every runtime provides; fractional ms for latency buckets. */
 export const systemClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: () => TIME_ORIGIN + performance.now(),
   setTimer: (fn, ms) => setTimeout(fn, ms),
   clearTimer: (handle) => clearTimeout(handle as number),
 };

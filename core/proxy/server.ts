@@ -98,10 +98,13 @@ export class ServerConn implements Flushable, ReqOwner {
   private arrivedAt = 0;
   private readonly server: Server;
   private readonly env: ServerEnv;
+  /** Whether anything reads a request's send time (a timeout, or latency metrics): else skip the clock. */
+  private readonly timed: boolean;
 
   constructor(server: Server, env: ServerEnv) {
     this.server = server;
     this.env = env;
+    this.timed = env.timeout !== null || env.observe !== null;
     this.scanner = env.protocol.newScanner();
   }
 
@@ -123,7 +126,7 @@ export class ServerConn implements Flushable, ReqOwner {
   /** Queue a request; it is written with everything else queued in this tick. */
   send(req: Req): void {
     this.ensureConnected();
-    req.sentAt = this.env.clock.now();
+    if (this.timed) req.sentAt = this.env.clock.now();
     this.sent.push(req);
     this.queueBytes(req.bytes);
     const stats = this.server.stats;
@@ -199,7 +202,7 @@ export class ServerConn implements Flushable, ReqOwner {
   private sendInternal(bytes: Uint8Array, kind = 0): void {
     const req = new Req(this, bytes);
     req.kind = kind;
-    req.sentAt = this.env.clock.now();
+    if (this.timed) req.sentAt = this.env.clock.now();
     this.sent.push(req);
     this.queueBytes(bytes);
   }
