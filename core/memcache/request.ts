@@ -136,6 +136,12 @@ interface Lim {
 }
 const DEFAULT_LIMITS: Lim = { maxValue: MC_MAX_VALUE, maxKey: MC_MAX_KEY };
 
+/** The limits with defaults filled in; a complete object is used as is (no allocation per request). */
+function fullLimits(limits: McLimits): Lim {
+  if (limits.maxValue !== undefined && limits.maxKey !== undefined) return limits as Lim;
+  return { maxValue: limits.maxValue ?? MC_MAX_VALUE, maxKey: limits.maxKey ?? MC_MAX_KEY };
+}
+
 /** Parses the tokens 0..n-1 of a recognised command; returns as parseRequest does. */
 type CommandParser = (buf: Uint8Array, pos: number, n: number, out: McRequest, lim: Lim) => number;
 
@@ -456,9 +462,6 @@ export function parseRequest(buf: Uint8Array, pos: number, out: McRequest, limit
   const spec = lookup(buf, tokS[0], tokE[0]);
   if (spec === undefined) return fail(out, McError.Unknown, lineEnd);
   out.cmd = spec.cmd;
-  const lim = limits === undefined ? DEFAULT_LIMITS : {
-    maxValue: limits.maxValue ?? MC_MAX_VALUE,
-    maxKey: limits.maxKey ?? MC_MAX_KEY,
-  };
+  const lim = limits === undefined ? DEFAULT_LIMITS : fullLimits(limits);
   return spec.parse(buf, pos, n, out, lim);
 }

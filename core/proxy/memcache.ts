@@ -6,7 +6,7 @@
  * followed by the proxy's own `mn`, whose MN marks where its possibly empty reply ends.
  */
 import type { PoolConf } from "../conf/types.ts";
-import { decodeBase64Key, McCmd, McError, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
+import { decodeBase64Key, MC_MAX_KEY, McCmd, McError, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
 import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
 import { CLOSE, NEED_MORE, type Protocol, type ReplyScanner, type Session, type SessionHost } from "./protocol.ts";
 import { fragmentMultiGet } from "./memcache_frag.ts";
@@ -39,7 +39,7 @@ class McSession implements Session {
       }
     }
     const req = this.req;
-    const end = parseRequest(buf, pos, req);
+    const end = parseRequest(buf, pos, req, PROXY_LIMITS);
     if (end === PARSE_NEED_MORE) {
       this.need = req.need;
       return NEED_MORE;
@@ -85,6 +85,13 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");
 const BINARY_MAGIC = 0x80;
+/**
+ * Values of any size a memcached may be configured for (-I up to 1 GB, default 1 MiB) are
+ * forwarded and the server judges them, as twemproxy does (a too-large set also drops the
+ * old item there). Only values beyond what the proxy holds for one request are refused
+ * here, with memcached's words, and swallowed so the stream stays in step.
+ */
+const PROXY_LIMITS = { maxValue: 512 * 1024 * 1024, maxKey: MC_MAX_KEY };
 const BINARY_ERROR = errorLine(McError.Binary);
 
 /**
