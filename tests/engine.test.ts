@@ -10,6 +10,7 @@ import { createLogger } from "../core/log.ts";
 import type { Conn } from "../core/net.ts";
 import { type Proxy, startProxy } from "../core/proxy/mod.ts";
 import { parseRequest, RequestSlots } from "../core/redis/mod.ts";
+import { concat } from "./helpers/resp.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -256,17 +257,6 @@ describe("engine failure policy", () => {
   });
 });
 
-/** Joins byte arrays. */
-function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** Bytes as readable text (CR, LF and non-printable bytes escaped), for assertion messages. */
 function visible(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b >= 32 && b < 127 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`).join("");
@@ -296,18 +286,18 @@ describe("engine zero copy and write coalescing", () => {
       [enc.encode(`*3\r\n$3\r\nsEt\r\n$${len(a)}\r\n${a}\r\n$14\r\n*1\r\n$4\r\nPING\r\n\r\n`), 0],
       [enc.encode(`*2\r?$3\r!GeTzz$${len(b)}\rx${b}--`), 1],
       [enc.encode("*2\r\n$3\r\nget\r\n$0\r\n\r\n"), ownerOf(new Uint8Array(0))],
-      [joinBytes([enc.encode(`*3\r\n$3\r\nSET\r\n$${binary.length}\r\n`), binary, enc.encode("\r\n$2\r\n\r\n\r\n")]), ownerOf(binary)],
+      [concat([enc.encode(`*3\r\n$3\r\nSET\r\n$${binary.length}\r\n`), binary, enc.encode("\r\n$2\r\n\r\n\r\n")]), ownerOf(binary)],
     ];
     // "*0" and an empty inline line are valid and mean nothing: they must not reach a server.
-    const input = joinBytes([enc.encode("*0\r\n"), requests[0][0], enc.encode("\r\n"), ...requests.slice(1).map(([bytes]) => bytes)]);
+    const input = concat([enc.encode("*0\r\n"), requests[0][0], enc.encode("\r\n"), ...requests.slice(1).map(([bytes]) => bytes)]);
     const before = r.backends.map((s) => s.chunks.length);
     const c = r.client();
     c.sendBytes(input);
     await settle();
     assert.equal(c.received(), "$-1\r\n+OK\r\n$-1\r\n$-1\r\n+OK\r\n");
     for (const server of [0, 1]) {
-      const want = joinBytes(requests.filter(([, s]) => s === server).map(([bytes]) => bytes));
-      const got = joinBytes(r.backends[server].chunks.slice(before[server]));
+      const want = concat(requests.filter(([, s]) => s === server).map(([bytes]) => bytes));
+      const got = concat(r.backends[server].chunks.slice(before[server]));
       assert.equal(visible(got), visible(want), `server ${server} received exactly the client's bytes`);
     }
     assert.equal(r.backends[0].data.get(a), "*1\r\n$4\r\nPING\r\n", "the SET reached the server intact");
@@ -327,7 +317,7 @@ describe("engine zero copy and write coalescing", () => {
     for (const server of [0, 1]) {
       const chunks = r.backends[server].chunks.slice(before[server]);
       const want = requests.filter((_, i) => owners[i] === server).join("");
-      assert.equal(dec.decode(joinBytes(chunks)), want, `server ${server} got its requests, unchanged and in order`);
+      assert.equal(dec.decode(concat(chunks)), want, `server ${server} got its requests, unchanged and in order`);
       assert.equal(chunks.length, 1, `server ${server}: ${owners.filter((o) => o === server).length} requests in one write`);
     }
     // The fake servers answer each request with its own write (200 chunks in); the proxy coalesces.
