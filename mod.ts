@@ -118,12 +118,10 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   const log = createLogger(output.write, flags.verbose);
   // Before anything slow, as nutcracker does: an early SIGTTIN must not stop the process.
   const stopRequested = handleSignals(flags, host, log, output);
-  let pidWritten = false;
   // A fatal error is written whatever the level: it is the last thing this process says.
   const fail = (msg: string): number => {
     log.log(LOG_LEVELS.EMERG, msg);
     host.reportReady(false, msg);
-    if (flags.pidFile !== null && pidWritten) host.removeFile(flags.pidFile);
     host.clearSignals();
     output.close();
     return 1;
@@ -163,7 +161,6 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   if (flags.pidFile !== null) {
     try {
       host.writePidFile(flags.pidFile, host.pid);
-      pidWritten = true;
     } catch (err) {
       await observability.close();
       await proxy.close(0);

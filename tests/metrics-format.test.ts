@@ -10,6 +10,7 @@ import { FakeClock, MemNet } from "./helpers/memnet.ts";
 import { loadConf } from "../core/conf/mod.ts";
 import { createLogger } from "../core/log.ts";
 import { Flusher } from "../core/proxy/flusher.ts";
+import { DEFAULT_LIMITS } from "../core/proxy/client.ts";
 import { Pool } from "../core/proxy/pool.ts";
 import { Req } from "../core/proxy/req.ts";
 import { redisProtocol } from "../core/proxy/redis.ts";
@@ -45,6 +46,7 @@ function populated(): { pools: Pool[]; metrics: Metrics; observed: Map<string, n
     flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
+    queueMark: DEFAULT_LIMITS.maxServerQueueBytes,
   };
   const pools = conf.pools.map((p) => new Pool(p, env, []));
   const metrics = createMetrics();

@@ -10,6 +10,7 @@ import { createLogger } from "../core/log.ts";
 import { systemClock } from "../core/net.ts";
 import { Flusher } from "../core/proxy/flusher.ts";
 import { type Proxy, startProxy } from "../core/proxy/mod.ts";
+import { DEFAULT_LIMITS } from "../core/proxy/client.ts";
 import { Pool } from "../core/proxy/pool.ts";
 import { Req } from "../core/proxy/req.ts";
 import { redisProtocol } from "../core/proxy/redis.ts";
@@ -196,7 +197,7 @@ describe("stats reporter", () => {
     "    - 127.0.0.1:7001:1 n10\n    - 127.0.0.1:7002:1 n9\n    - 127.0.0.1:7003:1 m10\n    - 127.0.0.1:7004:1\n";
 
   function makePools(clock: FakeClock): Pool[] {
-    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: () => {} };
+    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: () => {}, queueMark: DEFAULT_LIMITS.maxServerQueueBytes };
     return loadConf(yml, "order.yml").pools.map((p) => new Pool(p, env, []));
   }
 
@@ -319,7 +320,7 @@ describe("in_queue and out_queue", () => {
     await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7001 }, (conn) => {
       conn.onData = (chunk) => received += chunk.length;
     });
-    const env = { net, clock: new FakeClock(), log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: null };
+    const env = { net, clock: new FakeClock(), log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: null, queueMark: DEFAULT_LIMITS.maxServerQueueBytes };
     const pool = new Pool(loadConf("a:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n    - 127.0.0.1:7001:1\n", "q.yml").pools[0], env, []);
     const server = pool.servers[0];
     const bytes = new TextEncoder().encode(resp("GET", "k"));

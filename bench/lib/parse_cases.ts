@@ -11,6 +11,7 @@ import { createLogger } from "../../core/log.ts";
 import { systemClock } from "../../core/net.ts";
 import { checkArity, Kind, lookupCommand, parseRequest, RequestSlots } from "../../core/redis/mod.ts";
 import { Flusher } from "../../core/proxy/flusher.ts";
+import { DEFAULT_LIMITS } from "../../core/proxy/client.ts";
 import { Pool } from "../../core/proxy/pool.ts";
 import type { SessionHost } from "../../core/proxy/protocol.ts";
 import { redisProtocol, RedisSession } from "../../core/proxy/redis.ts";
@@ -93,6 +94,7 @@ export function benchPool(): { conf: PoolConf; pool: Pool } {
     flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
+    queueMark: DEFAULT_LIMITS.maxServerQueueBytes,
   };
   return { conf, pool: new Pool(conf, env, []) };
 }

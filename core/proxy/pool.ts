@@ -9,12 +9,9 @@ import { HASHES, type HashFn, hashTagSpan, type Span } from "../hash/mod.ts";
 import { buildDistribution, type Dispatcher } from "../dist/mod.ts";
 import { PoolCounters } from "../stats/counters.ts";
 import { Server, type ServerEnv } from "./server.ts";
-import { DEFAULT_LIMITS } from "./client.ts";
 
 /** The parts of ServerEnv that the pool supplies itself. */
-export type PoolServerEnv =
-  & Omit<ServerEnv, "onFailure" | "onSuccess" | "timeout" | "keepAlive" | "preamble" | "poolStats" | "queueMark">
-  & { readonly queueMark?: number };
+export type PoolServerEnv = Omit<ServerEnv, "onFailure" | "onSuccess" | "timeout" | "keepAlive" | "preamble" | "poolStats">;
 
 export class Pool {
   /** The pool's config; its `shards` follow setShards(). */
@@ -41,7 +38,6 @@ export class Pool {
       keepAlive: conf.tcpkeepalive,
       preamble,
       poolStats: this.stats,
-      queueMark: env.queueMark ?? DEFAULT_LIMITS.maxServerQueueBytes,
       onFailure: (server) => this.recordFailure(server),
       onSuccess: (server) => {
         server.failures = 0;
