@@ -181,6 +181,10 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   private process(): void {
     const buf = this.takePending();
+    // `need` describes the bytes kept after a NEED_MORE and nothing else: a stop for any
+    // other reason (a pause behind a large request) must not leave a stale mark, or the
+    // resume would wait for bytes that never come.
+    this.need = 0;
     let pos = 0;
     while (pos < buf.length && !this.quitting && !this.closed) {
       if (this.mustPause()) {
@@ -199,7 +203,6 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       pos = Math.min(next, buf.length);
     }
     if (pos < buf.length && !this.quitting) this.keepPending(buf.subarray(pos));
-    if (pos >= buf.length) this.need = 0;
   }
 
   private takePending(): Uint8Array {
