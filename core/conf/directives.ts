@@ -24,6 +24,24 @@ function parseNum(text: string): Parsed<number> {
   return n < 0 ? fail("is not a number") : ok(n);
 }
 
+/** The largest request count a limit may be set to (2^31-1, twemproxy's integer ceiling). */
+export const MAX_COUNT_LIMIT = 0x7fffffff;
+/** The largest byte size a limit may be set to: 2^40 (1 TiB), far above any sane buffer. */
+export const MAX_BYTES_LIMIT = 2 ** 40;
+
+/**
+ * A limit (not in twemproxy): an integer from 1 to `max`. Digits only, as conf_set_num
+ * reads them, so "-1", "1.5", "16mb" are "not a number"; a value over `max` names the maximum.
+ */
+function parseLimit(max: number): (text: string) => Parsed<number> {
+  return (text) => {
+    if (text.length === 0 || !/^[0-9]+$/.test(text)) return fail("is not a number");
+    const n = Number(text);
+    if (n === 0) return fail("cannot be 0");
+    return n > max ? fail(`is greater than the maximum ${max}`) : ok(n);
+  };
+}
+
 /** conf_set_bool: exactly "true" or "false", nothing YAML would also call a boolean. */
 function parseBool(text: string): Parsed<boolean> {
   if (text === "true") return ok(true);
@@ -49,7 +67,7 @@ function oneOf(table: object, phrase: string): (text: string) => Parsed<string> 
 
 const scalar = (parse: (text: string) => Parsed<unknown>): Directive => ({ shape: "scalar", parse });
 
-/** Every key a pool may have, in twemproxy 0.5.0's order. */
+/** Every key a pool may have, in twemproxy 0.5.0's order, then this project's own keys. */
 export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   listen: scalar(parseListen),
   hash: scalar(oneOf(HASHES, "is not a valid hash")),
@@ -67,10 +85,17 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   server_connections: scalar(parseNum),
   server_retry_timeout: scalar(parseNum),
   server_failure_limit: scalar(parseNum),
+  client_max_inflight: scalar(parseLimit(MAX_COUNT_LIMIT)),
+  client_max_inflight_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
+  client_max_output_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
+  server_max_queue_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
   servers: { shape: "list", parse: parseServer },
 };
 
-/** twemproxy 0.5.0's value for each directive left out (listen and servers have none). */
+/**
+ * twemproxy 0.5.0's value for each directive left out (listen and servers have none);
+ * for this project's limits, the values the proxy used before they were keys.
+ */
 export const DEFAULTS = {
   hash: "fnv1a_64",
   hash_tag: null,
@@ -88,4 +113,12 @@ export const DEFAULTS = {
   server_connections: 1,
   server_retry_timeout: 30000,
   server_failure_limit: 2,
+  /** Requests a client may have awaiting replies before the proxy stops reading it. */
+  client_max_inflight: 1024,
+  /** Bytes of a client's requests awaiting replies before the proxy stops reading it: 16 MiB. */
+  client_max_inflight_bytes: 16 * 1024 * 1024,
+  /** Reply bytes a client's socket has not taken, above which the client is closed: 256 MiB. */
+  client_max_output_bytes: 256 * 1024 * 1024,
+  /** Unanswered request bytes on one server connection that stop its senders being read: 64 MiB. */
+  server_max_queue_bytes: 64 * 1024 * 1024,
 } as const;

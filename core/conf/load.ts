@@ -245,6 +245,10 @@ function buildPool(draft: PoolDraft, listen: ListenValue): PoolConf {
     serverFailureLimit: setting(draft, "server_failure_limit") as number,
     tcpkeepalive: setting(draft, "tcpkeepalive") as boolean,
     clientConnections: setting(draft, "client_connections") as number,
+    clientMaxInflight: setting(draft, "client_max_inflight") as number,
+    clientMaxInflightBytes: setting(draft, "client_max_inflight_bytes") as number,
+    clientMaxOutputBytes: setting(draft, "client_max_output_bytes") as number,
+    serverMaxQueueBytes: setting(draft, "server_max_queue_bytes") as number,
     shards: draft.servers.map(({ server }) => ({ primary: server })),
   };
 }

@@ -21,7 +21,7 @@ export interface ShardConf {
   readonly primary: ServerConf;
 }
 
-/** One pool, with twemproxy 0.5.0's keys and defaults applied. */
+/** One pool, with twemproxy 0.5.0's keys and defaults applied, plus this project's limits. */
 export interface PoolConf {
   readonly name: string;
   readonly listen: Addr;
@@ -45,6 +45,17 @@ export interface PoolConf {
   readonly tcpkeepalive: boolean;
   /** 0 = unlimited. */
   readonly clientConnections: number;
+  /** Requests a client may have awaiting replies before the proxy stops reading it (>= 1). */
+  readonly clientMaxInflight: number;
+  /** Bytes of a client's requests awaiting replies before the proxy stops reading it (>= 1). */
+  readonly clientMaxInflightBytes: number;
+  /** Reply bytes not yet taken by a client's socket above which the client is closed (>= 1). */
+  readonly clientMaxOutputBytes: number;
+  /**
+   * Unanswered request bytes on one server connection at which every client sending to it
+   * stops being read until the queue is half empty (>= 1).
+   */
+  readonly serverMaxQueueBytes: number;
   /** Shards in config order; the index is the server index used by distributions and vectors. */
   readonly shards: readonly ShardConf[];
 }
