@@ -4,8 +4,23 @@
  * nc_strerror prints it). The original error stays reachable as `cause`.
  */
 
-/** An Error with the errno name ("ECONNREFUSED") when one is known. */
-export type NetError = Error & { code?: string };
+import { CloseReason } from "../core/net.ts";
+
+/** An Error with the errno name ("ECONNREFUSED") when one is known, and its close reason code. */
+export type NetError = Error & { code?: string; reason?: CloseReason };
+
+/** errno name -> the close reason code the core counts by (anything else is CloseReason.Error). */
+const REASONS: Readonly<Record<string, CloseReason>> = {
+  ECONNREFUSED: CloseReason.Refused,
+  ECONNRESET: CloseReason.Reset,
+  EPIPE: CloseReason.Reset,
+  ECONNABORTED: CloseReason.Reset,
+  ETIMEDOUT: CloseReason.Timeout,
+};
+
+function withCode(err: Error, code: string | undefined): NetError {
+  return Object.assign(err, code ? { code, reason: REASONS[code] ?? CloseReason.Error } : { reason: CloseReason.Error });
+}
 
 /** errno name -> strerror text, as twemproxy logs it. */
 const STRERROR = {
@@ -49,7 +64,7 @@ const KNOWN_TEXT: ReadonlySet<string> = new Set(Object.values(STRERROR));
 
 /** An error for an errno name, worded as twemproxy prints it: errnoError("EPIPE").message === "Broken pipe". */
 export function errnoError(code: keyof typeof STRERROR): NetError {
-  return Object.assign(new Error(STRERROR[code]), { code });
+  return withCode(new Error(STRERROR[code]), code);
 }
 
 /** The error of a connect that did not finish within connectTimeoutMs. */
@@ -62,12 +77,12 @@ export function connectTimeoutError(): NetError {
  * @example netError(nodeErr).message === "Connection refused"
  */
 export function netError(err: unknown): NetError {
-  if (!(err instanceof Error)) return new Error(String(err));
-  if (KNOWN_TEXT.has(err.message)) return err; // already normalized
+  if (!(err instanceof Error)) return withCode(new Error(String(err)), undefined);
+  if (KNOWN_TEXT.has(err.message) && (err as NetError).reason !== undefined) return err; // already normalized
   const code = errorCode(err);
   const text = code && code in STRERROR ? STRERROR[code as keyof typeof STRERROR] : undefined;
   const message = text ?? err.message.replace(/ \(os error \d+\)$/, "");
-  return Object.assign(new Error(message, { cause: err }), code ? { code } : {});
+  return withCode(new Error(message, { cause: err }), code);
 }
 
 function errorCode(err: Error): string | undefined {

@@ -40,6 +40,42 @@ export interface Conn {
   onClose: (err?: Error) => void;
 }
 
+/**
+ * Why a connection closed, as a code: the adapters set it on the errors they report
+ * (from the OS error), the core on the closes it makes itself. Stats and the failure
+ * policy read the code, never the message.
+ */
+export const CloseReason = {
+  /** The peer closed its side cleanly (no error). */
+  Eof: 0,
+  /** The proxy closed it (shutdown, reload, a setup the server rejected). */
+  ByProxy: 1,
+  /** A request or the connect took longer than the pool's timeout. */
+  Timeout: 2,
+  Refused: 3,
+  /** Reset by the peer, or a broken pipe. */
+  Reset: 4,
+  /** The peer sent bytes that are not the protocol. */
+  ProtocolError: 5,
+  /** Any other socket error. */
+  Error: 6,
+} as const;
+export type CloseReason = typeof CloseReason[keyof typeof CloseReason];
+
+/** An Error that says why its connection closed. */
+export type CloseError = Error & { readonly reason?: CloseReason };
+
+/** An error for a close the proxy makes itself; `message` is what clients and logs see. */
+export function closeError(reason: CloseReason, message: string): CloseError {
+  return Object.assign(new Error(message), { reason });
+}
+
+/** The reason code of an onClose error: none means a clean EOF, an error without a code is Error. */
+export function closeReasonOf(err: Error | undefined): CloseReason {
+  if (err === undefined) return CloseReason.Eof;
+  return (err as CloseError).reason ?? CloseReason.Error;
+}
+
 /** A listening socket. */
 export interface Listener {
   /** The bound address; for port 0 the kernel's chosen port. */

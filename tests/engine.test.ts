@@ -325,7 +325,7 @@ describe("engine zero copy and write coalescing", () => {
   });
 });
 
-describe("swapping a pool's servers at runtime (Pool.setShards)", () => {
+describe("swapping a pool's servers at runtime (Pool.apply, what a reload does)", () => {
   it("routes new requests to the new servers, delivers what the old ones owe in order, then closes them", async () => {
     const r = await rig();
     const third = new FakeRedis();
@@ -341,7 +341,7 @@ describe("swapping a pool's servers at runtime (Pool.setShards)", () => {
     assert.equal(retired.stats.server_connections, 1);
 
     const next = loadConf(YAML("").replace("127.0.0.1:7001:1 one", "127.0.0.1:7003:1 three"), "next.yml").pools[0];
-    pool.setShards(next.shards);
+    pool.apply(next);
     assert.deepEqual(pool.conf.shards.map((s) => s.primary.id), ["three", "two"]);
     for (const backend of [third, r.backends[1]]) backend.data.set(key, "new");
     c.send(cmd("GET", key));

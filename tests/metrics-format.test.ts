@@ -10,7 +10,6 @@ import { FakeClock, MemNet } from "./helpers/memnet.ts";
 import { loadConf } from "../core/conf/mod.ts";
 import { createLogger } from "../core/log.ts";
 import { Flusher } from "../core/proxy/flusher.ts";
-import { DEFAULT_LIMITS } from "../core/proxy/client.ts";
 import { Pool } from "../core/proxy/pool.ts";
 import { Req } from "../core/proxy/req.ts";
 import { redisProtocol } from "../core/proxy/redis.ts";
@@ -46,9 +45,9 @@ function populated(): { pools: Pool[]; metrics: Metrics; observed: Map<string, n
     flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
-    queueMark: DEFAULT_LIMITS.maxServerQueueBytes,
+    limitOverrides: {},
   };
-  const pools = conf.pools.map((p) => new Pool(p, env, []));
+  const pools = conf.pools.map((p) => new Pool(p, env));
   const metrics = createMetrics();
   const observed = new Map<string, number[]>();
   const latenciesMs = [0, 0.05, 0.1, 1, 2, 2, 30, 250, 999, 20000];

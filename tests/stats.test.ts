@@ -10,7 +10,6 @@ import { createLogger } from "../core/log.ts";
 import { systemClock } from "../core/net.ts";
 import { Flusher } from "../core/proxy/flusher.ts";
 import { type Proxy, startProxy } from "../core/proxy/mod.ts";
-import { DEFAULT_LIMITS } from "../core/proxy/client.ts";
 import { Pool } from "../core/proxy/pool.ts";
 import { Req } from "../core/proxy/req.ts";
 import { redisProtocol } from "../core/proxy/redis.ts";
@@ -197,8 +196,8 @@ describe("stats reporter", () => {
     "    - 127.0.0.1:7001:1 n10\n    - 127.0.0.1:7002:1 n9\n    - 127.0.0.1:7003:1 m10\n    - 127.0.0.1:7004:1\n";
 
   function makePools(clock: FakeClock): Pool[] {
-    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: () => {}, queueMark: DEFAULT_LIMITS.maxServerQueueBytes };
-    return loadConf(yml, "order.yml").pools.map((p) => new Pool(p, env, []));
+    const env = { net: new MemNet(), clock, log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: () => {}, limitOverrides: {} };
+    return loadConf(yml, "order.yml").pools.map((p) => new Pool(p, env));
   }
 
   it("servers are listed sorted by name, shorter names first, as twemproxy sorts them", () => {
@@ -320,8 +319,8 @@ describe("in_queue and out_queue", () => {
     await net.listen({ kind: "tcp", host: "127.0.0.1", port: 7001 }, (conn) => {
       conn.onData = (chunk) => received += chunk.length;
     });
-    const env = { net, clock: new FakeClock(), log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: null, queueMark: DEFAULT_LIMITS.maxServerQueueBytes };
-    const pool = new Pool(loadConf("a:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n    - 127.0.0.1:7001:1\n", "q.yml").pools[0], env, []);
+    const env = { net, clock: new FakeClock(), log: createLogger(() => {}, 0), flusher: new Flusher(queueMicrotask), protocol: redisProtocol, observe: null, limitOverrides: {} };
+    const pool = new Pool(loadConf("a:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n    - 127.0.0.1:7001:1\n", "q.yml").pools[0], env);
     const server = pool.servers[0];
     const bytes = new TextEncoder().encode(resp("GET", "k"));
     server.connFor(0).send(new Req({ reqDone: () => {} }, bytes));

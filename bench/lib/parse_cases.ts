@@ -11,7 +11,6 @@ import { createLogger } from "../../core/log.ts";
 import { systemClock } from "../../core/net.ts";
 import { checkArity, Kind, lookupCommand, parseRequest, RequestSlots } from "../../core/redis/mod.ts";
 import { Flusher } from "../../core/proxy/flusher.ts";
-import { DEFAULT_LIMITS } from "../../core/proxy/client.ts";
 import { Pool } from "../../core/proxy/pool.ts";
 import type { SessionHost } from "../../core/proxy/protocol.ts";
 import { redisProtocol, RedisSession } from "../../core/proxy/redis.ts";
@@ -94,9 +93,9 @@ export function benchPool(): { conf: PoolConf; pool: Pool } {
     flusher: new Flusher(queueMicrotask),
     protocol: redisProtocol,
     observe: () => {},
-    queueMark: DEFAULT_LIMITS.maxServerQueueBytes,
+    limitOverrides: {},
   };
-  return { conf, pool: new Pool(conf, env, []) };
+  return { conf, pool: new Pool(conf, env) };
 }
 
 /** parse -> route: what the engine does before a request reaches a server queue, minus the Req. */
@@ -135,21 +134,18 @@ export function sessionBatch(c: Case, conf: PoolConf, pool: Pool): Batch {
   const mask = reqs.length - 1;
   const kept: (Req | null)[] = new Array(1024).fill(null);
   let routed = 0;
-  const keep = (server: number, req: Req) => {
+  const keep = (req: Req) => {
     kept[routed++ & 1023] = req;
-    return server;
   };
   const empty = new Uint8Array(0);
   const host: SessionHost = {
     pool: conf,
     replyLocal: (bytes) => new Req(null, bytes ?? empty),
-    forward: (req, buf, start, end) => void keep(pool.serverIndexFor(buf, start, end), req),
-    enqueue: (req) => void keep(0, req),
-    serverIndexFor: (buf, start, end) => pool.serverIndexFor(buf, start, end),
-    sendTo: (index, frag) => void keep(index, frag),
+    route: (buf, start, end) => pool.route(buf, start, end),
+    send: (req) => keep(req),
+    enqueue: (req) => keep(req),
     closeAfterReplies: () => {},
     newReq: (bytes) => new Req(null, bytes),
-    countFragments: () => {},
   };
   return (n) => {
     let acc = 0;

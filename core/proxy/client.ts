@@ -10,42 +10,18 @@ import { Fifo } from "./fifo.ts";
 import { type Flushable, joinChunks } from "./flusher.ts";
 import { Req, type ReqOwner } from "./req.ts";
 import type { QueueWaiter } from "./server.ts";
-import { CLOSE, NEED_MORE, type Session, type SessionHost } from "./protocol.ts";
+import { CLOSE, NEED_MORE, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
-
-/** Per-client bounds; see README "Limits". */
-export interface ClientLimits {
-  /** Stop reading from a client with this many requests awaiting replies. */
-  maxInflight: number;
-  /** Stop reading from a client whose requests awaiting replies add up to this many bytes. */
-  maxInflightBytes: number;
-  /** Stop reading from a client with this many reply bytes not yet taken by its socket. */
-  pauseOutputBytes: number;
-  /** Close a client whose unsent replies exceed this (it is not reading at all). */
-  maxOutputBytes: number;
-  /** Close a client that sends a single request larger than this without completing it. */
-  maxRequestBytes: number;
-  /**
-   * Per server connection, not per client: once this many request bytes wait there for
-   * replies, every client that sends to it stops being read until it is half as full.
-   */
-  maxServerQueueBytes: number;
-}
-
-export const DEFAULT_LIMITS: ClientLimits = {
-  maxInflight: 1024,
-  maxInflightBytes: 16 * 1024 * 1024,
-  pauseOutputBytes: 4 * 1024 * 1024,
-  maxOutputBytes: 256 * 1024 * 1024,
-  maxRequestBytes: 600 * 1024 * 1024,
-  maxServerQueueBytes: 64 * 1024 * 1024,
-};
+import type { Pool } from "./pool.ts";
+import type { ClientLimits } from "./limits.ts";
 
 export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter {
   dirty = false;
   readonly id: number;
   private readonly conn: Conn;
   private readonly owner: Listening;
+  /** The pool this client was accepted for: a reload changes its topology, not this reference. */
+  readonly home: Pool;
   private readonly session: Session;
   private readonly queue = new Fifo<Req>();
   private out: Uint8Array[] = [];
@@ -55,7 +31,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private need = 0;
   /** Bytes still to discard: the rest of a rejected request (e.g. an oversized memcached value). */
   private skip = 0;
-  /** Client bytes of the requests in `queue` (each request remembers its share in `clientBytes`). */
+  /** Client bytes of the requests in `queue`, charged as each enters it (Req.clientBytes). */
   private inflightBytes = 0;
   private readPaused = false;
   /** Congested server connections this client sent to and waits on before reading more. */
@@ -64,11 +40,12 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private quitting = false;
   private closed = false;
 
-  constructor(id: number, conn: Conn, owner: Listening) {
+  constructor(id: number, conn: Conn, owner: Listening, pool: Pool) {
     this.id = id;
     this.conn = conn;
     this.owner = owner;
-    this.session = owner.protocol.newSession(owner.pool.conf);
+    this.home = pool;
+    this.session = pool.protocol.newSession(pool.conf);
     conn.onData = (chunk) => this.onData(chunk);
     conn.onEnd = () => this.onEnd();
     conn.onDrain = () => this.maybeResume();
@@ -76,40 +53,42 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   }
 
   get pool(): PoolConf {
-    return this.owner.pool.conf;
+    return this.home.conf;
+  }
+
+  private get limits(): ClientLimits {
+    return this.home.limits;
   }
 
   // ---- SessionHost: what protocol sessions call ----
 
-  newReq(bytes: Uint8Array): Req {
-    return new Req(this, bytes);
+  newReq(bytes: Uint8Array, clientBytes: number): Req {
+    const req = new Req(this, bytes);
+    req.clientBytes = clientBytes;
+    return req;
   }
 
   replyLocal(bytes: Uint8Array | null): Req {
     const req = new Req(this, bytes ?? EMPTY);
-    this.queue.push(req);
+    this.enqueue(req);
     req.finish(bytes);
     return req;
   }
 
   enqueue(req: Req): void {
     this.queue.push(req);
+    this.inflightBytes += req.clientBytes;
   }
 
-  forward(req: Req, buf: Uint8Array, start: number, end: number): void {
-    this.queue.push(req);
-    const index = this.owner.pool.serverIndexFor(buf, start, end);
-    if (index < 0) return this.failNoServer(req);
-    this.sendTo(index, req);
+  route(buf: Uint8Array, start: number, end: number): Route | null {
+    return this.home.route(buf, start, end);
   }
 
-  serverIndexFor(buf: Uint8Array, start: number, end: number): number {
-    return this.owner.pool.serverIndexFor(buf, start, end);
-  }
-
-  sendTo(index: number, req: Req): void {
-    if (index < 0) return this.failNoServer(req);
-    const conn = this.owner.pool.servers[index].connFor(this.id);
+  send(req: Req, route: Route | null): void {
+    if (req.parent === null) this.enqueue(req);
+    else this.home.stats.fragments++;
+    if (route === null) return this.failNoServer(req);
+    const conn = route.master.connFor(this.id);
     conn.send(req);
     if (!conn.congested) return;
     this.blockers++;
@@ -125,10 +104,6 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   closeAfterReplies(): void {
     this.quitting = true;
-  }
-
-  countFragments(n: number): void {
-    this.owner.pool.stats.fragments += n;
   }
 
   // ---- ReqOwner ----
@@ -158,7 +133,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     this.out = [];
     this.outBytes = 0;
     for (const chunk of chunks) this.conn.write(chunk);
-    if (this.conn.bufferedBytes > this.owner.limits.maxOutputBytes) return this.overLimit("output");
+    if (this.conn.bufferedBytes > this.limits.maxOutputBytes) return this.overLimit("output");
     this.finishIfDone();
   }
 
@@ -174,7 +149,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes > this.owner.limits.maxRequestBytes) return this.overLimit("request");
+    if (this.pendingBytes > this.limits.maxRequestBytes) return this.overLimit("request");
     if (this.pendingBytes < this.need || this.readPaused) return;
     this.process();
   }
@@ -191,7 +166,6 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
         this.pauseReading();
         break;
       }
-      const queued = this.queue.length;
       const next = this.session.handle(buf, pos, this);
       if (next === NEED_MORE) {
         this.need = this.session.need;
@@ -199,7 +173,6 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       }
       if (next === CLOSE) return this.closeAfterReplies();
       if (next > buf.length) this.skip = next - buf.length;
-      if (this.queue.length > queued) this.countInflight(next - pos);
       pos = Math.min(next, buf.length);
     }
     if (pos < buf.length && !this.quitting) this.keepPending(buf.subarray(pos));
@@ -225,16 +198,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     this.pendingBytes += rest.length;
   }
 
-  /** Charge the bytes just parsed to the newest request, until its reply is written. */
-  private countInflight(bytes: number): void {
-    const newest = this.queue.at(this.queue.length - 1);
-    if (newest === undefined || newest.done) return;
-    newest.clientBytes = bytes;
-    this.inflightBytes += bytes;
-  }
-
   private mustPause(): boolean {
-    const limits = this.owner.limits;
+    const limits = this.limits;
     return this.blockers > 0 || this.queue.length >= limits.maxInflight || this.inflightBytes >= limits.maxInflightBytes ||
       this.outBytes + this.conn.bufferedBytes >= limits.pauseOutputBytes;
   }
@@ -247,7 +212,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   private maybeResume(): void {
     if (!this.readPaused || this.closed || this.blockers > 0) return;
-    const limits = this.owner.limits;
+    const limits = this.limits;
     if (this.queue.length > limits.maxInflight / 2) return;
     if (this.inflightBytes > limits.maxInflightBytes / 2) return;
     if (this.outBytes + this.conn.bufferedBytes > limits.pauseOutputBytes / 2) return;
@@ -257,8 +222,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   }
 
   private failNoServer(req: Req): void {
-    this.owner.pool.stats.forward_error++;
-    req.finish(this.owner.protocol.errorReply(NO_SERVER));
+    this.home.stats.forward_error++;
+    req.finish(this.home.protocol.errorReply(NO_SERVER));
   }
 
   // ---- lifecycle ----
@@ -275,7 +240,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   private onEnd(): void {
     this.inputEnded = true;
-    this.owner.pool.stats.client_eof++;
+    this.home.stats.client_eof++;
     this.finishIfDone();
   }
 
@@ -295,7 +260,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     if (this.closed) return;
     this.closed = true;
     // One count per client, as twemproxy: a client that sent its EOF already counted as client_eof.
-    if (err !== undefined && !this.inputEnded) this.owner.pool.stats.client_err++;
+    if (err !== undefined && !this.inputEnded) this.home.stats.client_err++;
     // Requests still at servers finish into nothing; the servers' order is unaffected.
     for (const req of this.queue.drain()) req.owner = null;
     this.out = [];

@@ -1,50 +1,68 @@
 /**
- * A pool's front door: accepts clients on the pool's listen address, enforces
- * client_connections, and tracks open clients so shutdown can drain them.
+ * A listen address and the clients it accepted. The listener belongs to the address, not
+ * to a pool: a reload may hand it to another pool (a pool renamed, or pools swapping
+ * addresses), since binding the address afresh would fail with "address in use".
+ * Enforces client_connections and tracks open clients so shutdown can drain them.
  */
-import type { Clock, Conn, Listener, Net } from "../net.ts";
+import type { Addr, Clock, Conn, Listener, Net } from "../net.ts";
 import { formatAddr } from "../net.ts";
 import type { Logger } from "../log.ts";
 import type { Flusher } from "./flusher.ts";
 import type { Pool } from "./pool.ts";
-import type { Protocol } from "./protocol.ts";
-import { ClientConn, type ClientLimits } from "./client.ts";
+import { ClientConn } from "./client.ts";
 
 let nextClientId = 0;
 
 export class Listening {
-  readonly pool: Pool;
-  readonly protocol: Protocol;
+  /** The pool new clients are accepted for. */
+  pool: Pool;
+  /** The configured address; its formatAddr() text is the key reloads match addresses by. */
+  readonly listen: Addr;
+  private readonly backlog: number;
   readonly flusher: Flusher;
   readonly log: Logger;
-  readonly limits: ClientLimits;
   private listener: Listener | null = null;
   private readonly clients = new Set<ClientConn>();
   private idle: (() => void) | null = null;
 
-  constructor(pool: Pool, protocol: Protocol, flusher: Flusher, log: Logger, limits: ClientLimits) {
+  constructor(pool: Pool, listen: Addr, backlog: number, flusher: Flusher, log: Logger) {
     this.pool = pool;
-    this.protocol = protocol;
+    this.listen = listen;
+    this.backlog = backlog;
     this.flusher = flusher;
     this.log = log;
-    this.limits = limits;
   }
 
   async start(net: Net): Promise<void> {
-    const conf = this.pool.conf;
-    this.listener = await net.listen(conf.listen, (conn) => this.accept(conn), { backlog: conf.backlog });
-    this.log.log(5, `pool '${conf.name}' listening on ${formatAddr(this.listener.addr)}`);
+    this.listener = await net.listen(this.listen, (conn) => this.accept(conn), { backlog: this.backlog });
+    this.log.log(5, `pool '${this.pool.conf.name}' listening on ${formatAddr(this.listener.addr)}`);
   }
 
   /** The bound address (with the real port when the config said 0). */
   get address() {
-    return this.listener?.addr ?? this.pool.conf.listen;
+    return this.listener?.addr ?? this.listen;
+  }
+
+  /** Open clients now. */
+  get clientCount(): number {
+    return this.clients.size;
   }
 
   clientClosed(client: ClientConn): void {
     this.clients.delete(client);
-    this.pool.stats.client_connections--;
+    client.home.stats.client_connections--;
     if (this.clients.size === 0 && this.idle !== null) this.idle();
+  }
+
+  /**
+   * Give the address to `pool` (a reload): new clients are its clients; the clients of
+   * the pool that had it finish their in-flight replies and are closed.
+   */
+  handOver(pool: Pool): void {
+    if (pool === this.pool) return;
+    this.pool = pool;
+    this.log.log(5, `pool '${pool.conf.name}' takes over listen ${formatAddr(this.address)}`);
+    for (const client of this.clients) client.shutdown();
   }
 
   /** Stop accepting. */
@@ -52,6 +70,12 @@ export class Listening {
     const listener = this.listener;
     this.listener = null;
     await listener?.close();
+  }
+
+  /** A reload removed this address: stop accepting; each client closes once its replies are written. */
+  async retire(): Promise<void> {
+    await this.stopAccepting();
+    for (const client of this.clients) client.shutdown();
   }
 
   /** Resolves when every client has closed, or after `graceMs` (then closes the rest). */
@@ -69,16 +93,17 @@ export class Listening {
   }
 
   private accept(conn: Conn): void {
-    const limit = this.pool.conf.clientConnections;
+    const pool = this.pool;
+    const limit = pool.conf.clientConnections;
     if (limit > 0 && this.clients.size >= limit) {
-      this.log.log(4, `pool '${this.pool.conf.name}': client_connections limit ${limit} reached; rejecting ${conn.remote}`);
-      this.pool.stats.client_err++;
+      this.log.log(4, `pool '${pool.conf.name}': client_connections limit ${limit} reached; rejecting ${conn.remote}`);
+      pool.stats.client_err++;
       conn.onClose = () => {};
-      conn.write(this.protocol.errorReply("max number of clients reached"));
+      conn.write(pool.protocol.errorReply("max number of clients reached"));
       conn.end();
       return;
     }
-    this.pool.stats.client_connections++;
-    this.clients.add(new ClientConn(nextClientId++, conn, this));
+    pool.stats.client_connections++;
+    this.clients.add(new ClientConn(nextClientId++, conn, this, pool));
   }
 }

@@ -63,8 +63,9 @@ const HANDLERS: Record<number, Handler> = {
 
 function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: number, host: SessionHost): void {
   const parsed = session.req;
-  if (MULTI_GET.has(parsed.cmd) && parsed.keyCount > 1) return fragmentMultiGet(parsed, buf, host);
-  const req = host.newReq(parsed.noreply ? stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd) : buf.subarray(pos, end));
+  if (MULTI_GET.has(parsed.cmd) && parsed.keyCount > 1) return fragmentMultiGet(parsed, buf, end - pos, host);
+  const bytes = parsed.noreply ? stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd) : buf.subarray(pos, end);
+  const req = host.newReq(bytes, end - pos);
   req.kind = parsed.cmd;
   if (parsed.noreply) req.filter = DROP;
   else if (parsed.quiet && parsed.cmd !== McCmd.Me) {
@@ -80,7 +81,7 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
     keyStart = 0;
     keyEnd = keyBuf.length;
   }
-  host.forward(req, keyBuf, keyStart, keyEnd);
+  host.send(req, host.route(keyBuf, keyStart, keyEnd));
 }
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");

@@ -7,35 +7,34 @@ import type { McRequest } from "../memcache/request.ts";
 import { encodeFragment } from "../memcache/encode.ts";
 import { isErrorReply, splitValues } from "../memcache/reply.ts";
 import type { Req } from "./req.ts";
-import type { SessionHost } from "./protocol.ts";
+import type { Route, SessionHost } from "./protocol.ts";
 
 const encoder = new TextEncoder();
 const END = encoder.encode("END\r\n");
 
-export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, host: SessionHost): void {
+export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, clientBytes: number, host: SessionHost): void {
   const keys: Uint8Array[] = [];
   for (let k = 0; k < parsed.keyCount; k++) keys.push(buf.subarray(parsed.keyStart[k], parsed.keyEnd[k]));
-  const groups = new Map<number, number[]>();
+  const groups = new Map<Route | null, number[]>();
   for (let k = 0; k < keys.length; k++) {
-    const server = host.serverIndexFor(buf, parsed.keyStart[k], parsed.keyEnd[k]);
-    const group = groups.get(server);
-    if (group === undefined) groups.set(server, [k]);
+    const route = host.route(buf, parsed.keyStart[k], parsed.keyEnd[k]);
+    const group = groups.get(route);
+    if (group === undefined) groups.set(route, [k]);
     else group.push(k);
   }
-  const parent = host.newReq(END);
+  const parent = host.newReq(END, clientBytes);
   parent.kind = parsed.cmd;
   parent.merge = (p) => mergeValues(p, keys);
   parent.frags = [];
   parent.fragsLeft = groups.size;
   host.enqueue(parent);
-  host.countFragments(groups.size);
-  for (const [server, group] of groups) {
-    const frag = host.newReq(encodeFragment(buf, parsed, group));
+  for (const [route, group] of groups) {
+    const frag = host.newReq(encodeFragment(buf, parsed, group), 0);
     frag.kind = parsed.cmd;
     frag.parent = parent;
     frag.fragKeys = group;
     parent.frags.push(frag);
-    host.sendTo(server, frag);
+    host.send(frag, route);
   }
 }
 

@@ -1,118 +1,136 @@
 /**
- * A server pool: its servers, the distribution over the live ones, and twemproxy's
- * failure policy (count consecutive failures, eject at the limit until the retry
- * time, a reply resets the count). The distribution is rebuilt only when the set of
- * live servers changes, so routing a key is a hash and a lookup.
+ * A server pool: its counters and its current Topology. A reload hands the pool a new
+ * config: it builds a new Topology (servers present in both keep their connections,
+ * counters and health) and swaps one reference; requests already sent finish where they
+ * went, and servers no longer listed close once they owe no replies.
  */
-import type { PoolConf, ShardConf } from "../conf/types.ts";
-import { HASHES, type HashFn, hashTagSpan, type Span } from "../hash/mod.ts";
-import { buildDistribution, type Dispatcher } from "../dist/mod.ts";
+import type { PoolConf, ServerConf } from "../conf/types.ts";
+import { formatAddr } from "../net.ts";
 import { PoolCounters } from "../stats/counters.ts";
 import { Server, type ServerEnv } from "./server.ts";
+import { type Shard, Topology } from "./topology.ts";
+import type { ClientLimits } from "./limits.ts";
+import { limitsFor } from "./limits.ts";
+import type { Req } from "./req.ts";
+import type { Protocol } from "./protocol.ts";
 
-/** The parts of ServerEnv that the pool supplies itself. */
-export type PoolServerEnv = Omit<ServerEnv, "onFailure" | "onSuccess" | "timeout" | "keepAlive" | "preamble" | "poolStats">;
+/** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
+export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
+  /** Test and embedding overrides of the limits the pool's config sets. */
+  readonly limitOverrides: Partial<ClientLimits>;
+  readonly observe: ((pool: Pool, server: Server, req: Req, reply: Uint8Array, now: number) => void) | null;
+}
 
 export class Pool {
-  /** The pool's config; its `shards` follow setShards(). */
-  conf: PoolConf;
   readonly stats = new PoolCounters();
-  servers: Server[] = [];
-  private readonly hash: HashFn;
-  private readonly tag: Uint8Array | null;
-  private readonly span: Span = { start: 0, end: 0 };
-  private dispatcher: Dispatcher | null = null;
-  /** live[i] = index in `servers` of the dispatcher's server i. */
-  private live: number[] = [];
-  /** Clock ms when an ejected server is due back (0 = none ejected). */
-  private nextRebuild = 0;
-  private readonly env: ServerEnv;
+  private topology: Topology;
+  private env: ServerEnv;
+  private clientLimits: ClientLimits;
+  private readonly base: PoolBase;
 
-  constructor(conf: PoolConf, env: PoolServerEnv, preamble: Uint8Array[]) {
-    this.conf = conf;
-    this.hash = HASHES[conf.hash as keyof typeof HASHES];
-    this.tag = conf.hashTag === null ? null : new TextEncoder().encode(conf.hashTag);
-    this.env = {
-      ...env,
-      timeout: conf.timeout,
-      keepAlive: conf.tcpkeepalive,
-      preamble,
-      poolStats: this.stats,
-      onFailure: (server) => this.recordFailure(server),
-      onSuccess: (server) => {
-        server.failures = 0;
-      },
-    };
-    this.servers = this.makeServers(conf.shards);
-    this.rebuild();
+  constructor(conf: PoolConf, base: PoolBase) {
+    this.base = base;
+    this.clientLimits = limitsFor(conf, base.limitOverrides);
+    this.env = this.makeEnv(conf);
+    const servers = conf.shards.map((shard) => new Server(shard.primary, this.env));
+    this.topology = new Topology(conf, servers, base.clock);
+  }
+
+  /** The pool's config as last loaded. */
+  get conf(): PoolConf {
+    return this.topology.conf;
+  }
+
+  /** Every server in stats order (config order). */
+  get servers(): readonly Server[] {
+    return this.topology.servers;
+  }
+
+  get protocol(): Protocol {
+    return this.base.protocol;
+  }
+
+  /** The limits clients of this pool are held to (config keys, then overrides). */
+  get limits(): ClientLimits {
+    return this.clientLimits;
+  }
+
+  /** The shard owning key buf[start, end) now; null when every server is ejected. */
+  route(buf: Uint8Array, start: number, end: number): Shard | null {
+    return this.topology.route(buf, start, end);
+  }
+
+  /** Index (config order) of the server owning key buf[start, end), or -1 when none is live. */
+  serverIndexFor(buf: Uint8Array, start: number, end: number): number {
+    return this.route(buf, start, end)?.index ?? -1;
   }
 
   /**
-   * Swap in a new list of shards at runtime (the step a config reload takes): new servers
-   * and a distribution over them take every request from now on, while each old server
-   * connection closes once the replies it owes have arrived, so nothing in flight is lost.
-   * @example pool.setShards(newConf.pools[0].shards)
+   * Reload: take `conf` (same pool, maybe renamed) from now on.
+   * @example pool.apply(newConf.pools[0])
    */
-  setShards(shards: readonly ShardConf[]): void {
-    const old = this.servers;
-    this.conf = { ...this.conf, shards };
-    this.servers = this.makeServers(shards);
-    this.rebuild();
-    for (const server of old) server.retire();
-  }
-
-  private makeServers(shards: readonly ShardConf[]): Server[] {
-    return shards.map((shard, i) => new Server(shard.primary, i, this.conf.serverConnections, this.env));
-  }
-
-  /** Index (config order) of the server owning key buf[start, end), or -1 when every server is ejected. */
-  serverIndexFor(buf: Uint8Array, start: number, end: number): number {
-    if (this.nextRebuild !== 0 && this.env.clock.now() >= this.nextRebuild) this.rebuild();
-    const dispatcher = this.dispatcher;
-    if (dispatcher === null) return -1;
-    const span = hashTagSpan(buf, start, end, this.tag, this.span);
-    return this.live[dispatcher.pick(this.hash(buf, span.start, span.end))];
+  apply(conf: PoolConf): void {
+    const old = this.topology;
+    this.clientLimits = limitsFor(conf, this.base.limitOverrides);
+    this.env = this.makeEnv(conf);
+    const kept = new Map(old.servers.map((server) => [serverKey(server.conf), server]));
+    const servers = conf.shards.map((shard) => {
+      const server = kept.get(serverKey(shard.primary));
+      kept.delete(serverKey(shard.primary));
+      if (server === undefined) return new Server(shard.primary, this.env);
+      server.adopt(shard.primary, this.env);
+      return server;
+    });
+    this.topology = new Topology(conf, servers, this.base.clock);
+    for (const gone of kept.values()) gone.retire();
+    if (conf.preconnect) this.preconnect();
   }
 
   preconnect(): void {
     for (const server of this.servers) server.connectAll();
   }
 
+  /** Close every server connection now (shutdown). */
   close(): void {
     for (const server of this.servers) server.close();
   }
 
-  private recordFailure(server: Server): void {
-    const conf = this.conf;
-    if (!conf.autoEjectHosts) return;
-    server.failures++;
-    if (server.failures < conf.serverFailureLimit) return;
-    server.failures = 0;
-    const now = this.env.clock.now();
-    server.ejectedUntil = now + conf.serverRetryTimeout;
-    server.stats.server_ejected_at = Math.floor(now * 1000);
-    this.stats.server_ejects++;
-    this.env.log.log(4, `pool '${conf.name}': ejecting server ${server.conf.id} for ${conf.serverRetryTimeout} ms`);
-    this.rebuild();
+  /** Removed by a reload: close each server connection once it owes no replies. */
+  retire(): void {
+    for (const server of this.servers) server.retire();
   }
 
-  /** Rebuild the distribution over servers whose ejection has expired. */
-  private rebuild(): void {
-    const now = this.env.clock.now();
-    const live: number[] = [];
-    let next = 0;
-    for (const server of this.servers) {
-      if (server.ejectedUntil <= now) {
-        server.ejectedUntil = 0;
-        live.push(server.index);
-      } else if (next === 0 || server.ejectedUntil < next) {
-        next = server.ejectedUntil;
-      }
-    }
-    this.live = live;
-    this.nextRebuild = next;
-    const ids = live.map((i) => ({ id: this.servers[i].conf.id, weight: this.servers[i].conf.weight }));
-    this.dispatcher = live.length === 0 ? null : buildDistribution(this.conf.distribution, ids);
+  private makeEnv(conf: PoolConf): ServerEnv {
+    const base = this.base;
+    const observe = base.observe;
+    return {
+      net: base.net,
+      clock: base.clock,
+      log: base.log,
+      flusher: base.flusher,
+      protocol: base.protocol,
+      timeout: conf.timeout,
+      keepAlive: conf.tcpkeepalive,
+      connections: conf.serverConnections,
+      preamble: base.protocol.preamble(conf),
+      poolStats: this.stats,
+      queueMark: this.clientLimits.maxServerQueueBytes,
+      policy: conf,
+      onEjected: (server) => this.ejected(server),
+      observe: observe === null ? null : (server, req, reply, now) => observe(this, server, req, reply, now),
+    };
+  }
+
+  private ejected(server: Server): void {
+    const conf = this.conf;
+    server.stats.server_ejected_at = Math.floor(this.base.clock.now() * 1000);
+    this.stats.server_ejects++;
+    this.base.log.log(4, `pool '${conf.name}': ejecting server ${server.conf.id} for ${conf.serverRetryTimeout} ms`);
+    this.topology.rebuild();
   }
 }
 
+/** A server keeps its connections across a reload when its name and address stay the same. */
+function serverKey(conf: ServerConf): string {
+  return `${conf.id}\u0000${formatAddr(conf.addr)}`;
+}

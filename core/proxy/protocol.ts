@@ -4,6 +4,7 @@
  */
 import type { Req } from "./req.ts";
 import type { PoolConf } from "../conf/types.ts";
+import type { Shard } from "./topology.ts";
 
 /** Finds where each server reply ends; resumable across chunks. */
 export interface ReplyScanner {
@@ -13,26 +14,31 @@ export interface ReplyScanner {
   reset(): void;
 }
 
-/** The engine's services, as seen by a protocol session while it parses a client's bytes. */
+/**
+ * The engine's services, as seen by a protocol session while it parses a client's bytes.
+ * A session never sees the pool: it asks which shard owns a key, and sends requests there.
+ */
 export interface SessionHost {
-  /** Answer locally, in order with the forwarded requests. */
+  /** Create a request of this client; `clientBytes` is what the client sent for it (its in-flight charge). */
+  newReq(bytes: Uint8Array, clientBytes: number): Req;
+  /** Answer locally (null = no reply at all), in order with the forwarded requests. */
   replyLocal(bytes: Uint8Array | null): Req;
-  /** Route `req` by the key bytes buf[start, end) and send it; answers an error if no server is available. */
-  forward(req: Req, buf: Uint8Array, start: number, end: number): void;
+  /** The shard owning key buf[start, end) under the pool's topology now; null when none is live. */
+  route(buf: Uint8Array, start: number, end: number): Route | null;
+  /**
+   * Send `req` to `route` (null answers "No server available"). A top-level request also
+   * takes its place in the client's reply order; a fragment (req.parent set) does not.
+   */
+  send(req: Req, route: Route | null): void;
   /** Put a request in the client's reply order without sending it (a fragmented parent). */
   enqueue(req: Req): void;
-  /** Index of the server (in config order) that owns a key, or -1 when none is available. */
-  serverIndexFor(buf: Uint8Array, start: number, end: number): number;
-  /** Send a fragment to the server with that index. */
-  sendTo(index: number, frag: Req): void;
   /** Close the client once every queued reply has been written (QUIT). */
   closeAfterReplies(): void;
-  /** Create a request owned by this client. */
-  newReq(bytes: Uint8Array): Req;
   readonly pool: PoolConf;
-  /** Count one fragment in the pool's stats. */
-  countFragments(n: number): void;
 }
+
+/** Where a request goes: a shard of the topology it was routed under (opaque to sessions). */
+export type Route = Shard;
 
 /** Per-client protocol state: parses requests and turns each into engine calls. */
 export interface Session {

@@ -34,10 +34,8 @@ export class RedisSession implements Session {
   /** True once AUTH succeeded, or when the pool has no redis_auth. */
   authed: boolean;
   readonly slots = new RequestSlots();
-  readonly pool: PoolConf;
 
   constructor(pool: PoolConf) {
-    this.pool = pool;
     this.authed = pool.redisAuth === null;
   }
 
@@ -78,7 +76,7 @@ export class RedisSession implements Session {
     }
     if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
     if (spec.kind === Kind.Unsupported) return void host.replyLocal(unsupportedCommandError(spec));
-    if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, host)) return;
+    if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, end - pos, host)) return;
     this.forwardByKey(spec, buf, pos, end, host);
   }
 
@@ -89,11 +87,11 @@ export class RedisSession implements Session {
       if (argInt(buf, slots, 2) < 1) return void host.replyLocal(EVAL_NO_KEYS);
       keyArg = 3;
     }
-    const req = host.newReq(buf.subarray(pos, end));
+    const req = host.newReq(buf.subarray(pos, end), end - pos);
     req.command = spec.name;
     // Keyless forms (LOLWUT, OBJECT HELP) route as the empty key: always the same server.
-    if (keyArg === 0 || keyArg >= slots.argc) return host.forward(req, buf, pos, pos);
-    host.forward(req, buf, slots.argStart[keyArg], slots.argEnd[keyArg]);
+    if (keyArg === 0 || keyArg >= slots.argc) return host.send(req, host.route(buf, pos, pos));
+    host.send(req, host.route(buf, slots.argStart[keyArg], slots.argEnd[keyArg]));
   }
 }
 

@@ -16,7 +16,7 @@ import {
   readInteger,
 } from "../redis/mod.ts";
 import type { Req } from "./req.ts";
-import type { SessionHost } from "./protocol.ts";
+import type { Route, SessionHost } from "./protocol.ts";
 
 type Merger = (parent: Req) => Uint8Array;
 
@@ -24,39 +24,40 @@ type Merger = (parent: Req) => Uint8Array;
  * Sends one fragment per server for a multi-key command. Returns false when the
  * command has a single key (then it is forwarded unchanged, as twemproxy does).
  */
-export function fragmentMultiKey(spec: CommandSpec, buf: Uint8Array, slots: RequestSlots, host: SessionHost): boolean {
+export function fragmentMultiKey(
+  spec: CommandSpec, buf: Uint8Array, slots: RequestSlots, clientBytes: number, host: SessionHost,
+): boolean {
   const step = spec.keyStep ?? 1;
   const keyCount = (slots.argc - 1) / step;
   if (keyCount <= 1) return false;
-  const groups = groupKeysByServer(buf, slots, step, keyCount, host);
-  const parent = host.newReq(EMPTY);
+  const groups = groupKeysByShard(buf, slots, step, keyCount, host);
+  const parent = host.newReq(EMPTY, clientBytes);
   parent.command = spec.name;
   parent.merge = spec.name === "mget" ? mergeMget : spec.name === "mset" ? mergeMset : mergeSum;
   parent.frags = [];
   host.enqueue(parent);
   parent.fragsLeft = groups.size;
-  host.countFragments(groups.size);
-  for (const [server, keys] of groups) {
-    const frag = host.newReq(encodeFragment(buf, slots, step, keys));
+  for (const [route, keys] of groups) {
+    const frag = host.newReq(encodeFragment(buf, slots, step, keys), 0);
     frag.command = spec.name;
     frag.parent = parent;
     frag.fragKeys = keys;
     parent.frags.push(frag);
-    host.sendTo(server, frag);
+    host.send(frag, route);
   }
   return true;
 }
 
-/** Map server index -> key numbers (0-based, in request order). */
-function groupKeysByServer(
+/** Map shard -> key numbers (0-based, in request order); null collects keys no live shard owns. */
+function groupKeysByShard(
   buf: Uint8Array, slots: RequestSlots, step: number, keyCount: number, host: SessionHost,
-): Map<number, number[]> {
-  const groups = new Map<number, number[]>();
+): Map<Route | null, number[]> {
+  const groups = new Map<Route | null, number[]>();
   for (let k = 0; k < keyCount; k++) {
     const arg = 1 + k * step;
-    const server = host.serverIndexFor(buf, slots.argStart[arg], slots.argEnd[arg]);
-    const keys = groups.get(server);
-    if (keys === undefined) groups.set(server, [k]);
+    const route = host.route(buf, slots.argStart[arg], slots.argEnd[arg]);
+    const keys = groups.get(route);
+    if (keys === undefined) groups.set(route, [k]);
     else keys.push(k);
   }
   return groups;

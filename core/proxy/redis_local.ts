@@ -29,7 +29,8 @@ export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
     host.closeAfterReplies();
   },
   auth(session, buf, host) {
-    const password = session.pool.redisAuth;
+    // The pool's password now: a reload that changes redis_auth applies to the next AUTH.
+    const password = host.pool.redisAuth;
     if (password === null) return void host.replyLocal(AUTH_NOT_SET);
     const slots = session.slots;
     // AUTH <password> or AUTH default <password> (Redis 6 form).

@@ -4,7 +4,7 @@
  * fails everything still outstanding on that connection, so a late reply can never
  * reach the wrong request.
  */
-import type { Clock, Conn, Net } from "../net.ts";
+import { type Clock, closeError, CloseReason, closeReasonOf, type Conn, type Net } from "../net.ts";
 import type { ServerConf } from "../conf/types.ts";
 import { type PoolCounters, ServerCounters } from "../stats/counters.ts";
 import type { Logger } from "../log.ts";
@@ -12,8 +12,13 @@ import { Fifo } from "./fifo.ts";
 import { type Flushable, type Flusher, joinChunks } from "./flusher.ts";
 import { Req, type ReqOwner } from "./req.ts";
 import type { Protocol, ReplyScanner } from "./protocol.ts";
+import { type FailurePolicy, type Health, serverFailure, serverOk } from "./failure.ts";
 
-/** Everything a server needs from its pool. */
+/**
+ * Everything a server needs from its pool. A reload hands surviving servers a new env:
+ * timeouts and limits apply at once; a change in how connections are set up (preamble,
+ * keepalive, count) replaces the connections gracefully.
+ */
 export interface ServerEnv {
   readonly net: Net;
   readonly clock: Clock;
@@ -22,33 +27,54 @@ export interface ServerEnv {
   readonly protocol: Protocol;
   readonly timeout: number | null;
   readonly keepAlive: boolean;
+  /** Connections per server (server_connections). */
+  readonly connections: number;
   readonly preamble: Uint8Array[];
   /** The pool's counters: client requests failed by a broken server connection are its forward errors. */
   readonly poolStats: PoolCounters;
   /** Unanswered request bytes at which a connection is congested: clients sending to it stop being read. */
   readonly queueMark: number;
-  /** A request failed at the transport level (refused, reset, timed out). */
-  onFailure(server: Server): void;
-  /** A reply arrived: the server is healthy. */
-  onSuccess(server: Server): void;
+  readonly policy: FailurePolicy;
+  /** The failure policy just ejected `server`: the pool rebuilds its ring without it. */
+  onEjected(server: Server): void;
   /** Observe one answered request (latency and sizes, for metrics); null when nobody reads them. */
   readonly observe: ((server: Server, req: Req, reply: Uint8Array, now: number) => void) | null;
 }
 
-export class Server {
-  readonly conf: ServerConf;
-  readonly index: number;
+/** One backend process (the topology's node): its address, connections, counters and health. */
+export class Server implements Health {
+  conf: ServerConf;
+  env: ServerEnv;
   readonly stats = new ServerCounters();
-  readonly conns: ServerConn[] = [];
+  conns: ServerConn[] = [];
   /** Consecutive transport failures (reset by any reply). */
   failures = 0;
   /** Clock ms until which the server is ejected; 0 = live. */
   ejectedUntil = 0;
 
-  constructor(conf: ServerConf, index: number, connections: number, env: ServerEnv) {
+  constructor(conf: ServerConf, env: ServerEnv) {
     this.conf = conf;
-    this.index = index;
-    for (let i = 0; i < connections; i++) this.conns.push(new ServerConn(this, env));
+    this.env = env;
+    this.conns = this.makeConns();
+  }
+
+  /**
+   * Take a reloaded pool's settings, keeping connections and counters. When the way a
+   * connection is set up changed (AUTH, SELECT, keepalive, count), new requests go to
+   * new connections and the old ones close once they owe no replies.
+   */
+  adopt(conf: ServerConf, env: ServerEnv): void {
+    const old = this.env;
+    this.conf = conf;
+    this.env = env;
+    if (sameSetup(old, env)) return;
+    const retired = this.conns;
+    this.conns = this.makeConns();
+    for (const conn of retired) conn.retire();
+  }
+
+  private makeConns(): ServerConn[] {
+    return Array.from({ length: this.env.connections }, () => new ServerConn(this));
   }
 
   /** The connection for a client: clients are spread over connections but each stays on one (read-your-writes). */
@@ -62,13 +88,22 @@ export class Server {
   }
 
   close(): void {
-    for (const conn of this.conns) conn.close(CLOSED_BY_PROXY);
+    for (const conn of this.conns) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
   }
 
   /** Taken out of its pool: close each connection once it owes no more replies. */
   retire(): void {
     for (const conn of this.conns) conn.retire();
   }
+}
+
+function sameSetup(a: ServerEnv, b: ServerEnv): boolean {
+  return a.keepAlive === b.keepAlive && a.connections === b.connections && a.preamble.length === b.preamble.length &&
+    a.preamble.every((bytes, i) => sameBytes(bytes, b.preamble[i]));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 /** A client held back while a server connection it sent to is congested. */
@@ -97,15 +132,24 @@ export class ServerConn implements Flushable, ReqOwner {
   /** Clock ms when the chunk being scanned was read (0 when metrics are off). */
   private arrivedAt = 0;
   private readonly server: Server;
-  private readonly env: ServerEnv;
-  /** Whether anything reads a request's send time (a timeout, or latency metrics): else skip the clock. */
-  private readonly timed: boolean;
+  /** The setup this connection was made with (a reload may give the server a new one). */
+  private readonly setup: ServerEnv;
 
-  constructor(server: Server, env: ServerEnv) {
+  constructor(server: Server) {
     this.server = server;
-    this.env = env;
-    this.timed = env.timeout !== null || env.observe !== null;
-    this.scanner = env.protocol.newScanner();
+    this.setup = server.env;
+    this.scanner = server.env.protocol.newScanner();
+  }
+
+  /** The pool's current settings (timeout, limits, observer) for this server. */
+  private get env(): ServerEnv {
+    return this.server.env;
+  }
+
+  /** Whether anything reads a request's send time (a timeout, or latency metrics): else skip the clock. */
+  private get timed(): boolean {
+    const env = this.server.env;
+    return env.timeout !== null || env.observe !== null;
   }
 
   /** Number of requests sent and not yet answered. */
@@ -143,10 +187,10 @@ export class ServerConn implements Flushable, ReqOwner {
 
   ensureConnected(): void {
     if (this.conn !== null) return;
-    const env = this.env;
+    const env = this.setup;
     const conn = env.net.connect(this.server.conf.addr, {
       keepAlive: env.keepAlive,
-      connectTimeoutMs: env.timeout ?? undefined,
+      connectTimeoutMs: this.env.timeout ?? undefined,
     });
     this.conn = conn;
     this.server.stats.server_connections++;
@@ -179,9 +223,9 @@ export class ServerConn implements Flushable, ReqOwner {
     this.queuedReqBytes = 0;
   }
 
-  /** Close the connection, failing what is outstanding with `reason`. */
-  close(reason: string): void {
-    this.conn?.destroy(new Error(reason));
+  /** Close the connection, failing what is outstanding with `err`'s message. */
+  close(err: Error): void {
+    this.conn?.destroy(err);
   }
 
   /** Close gracefully once every reply still owed has arrived (no new requests come here). */
@@ -196,7 +240,7 @@ export class ServerConn implements Flushable, ReqOwner {
     if (reply === null || !this.env.protocol.isErrorReply(reply)) return;
     const text = new TextDecoder().decode(reply).trim();
     this.env.log.error(`server ${this.server.conf.id} rejected connection setup: ${text}`);
-    this.close("Connection setup rejected");
+    this.close(closeError(CloseReason.ByProxy, "Connection setup rejected"));
   }
 
   private sendInternal(bytes: Uint8Array, kind = 0): void {
@@ -252,7 +296,7 @@ export class ServerConn implements Flushable, ReqOwner {
       this.unansweredBytes -= req.bytes.length;
       if (this.waiters.length > 0) this.releaseWaiters();
     }
-    if (this.server.failures !== 0) this.env.onSuccess(this.server);
+    if (this.server.failures !== 0) serverOk(this.server);
     req.finish(reply);
     if (this.sent.length > 0) return;
     this.disarmTimer();
@@ -261,7 +305,7 @@ export class ServerConn implements Flushable, ReqOwner {
 
   private protocolError(message: string): void {
     this.env.log.error(`server ${this.server.conf.id}: bad reply: ${message}`);
-    this.close("Protocol error");
+    this.close(closeError(CloseReason.ProtocolError, "Protocol error"));
   }
 
   private onClose(conn: Conn, err?: Error): void {
@@ -277,8 +321,9 @@ export class ServerConn implements Flushable, ReqOwner {
     const stats = this.server.stats;
     stats.server_connections--;
     // As twemproxy, a close counts once: as an eof, a timeout (of a request or of the connect) or an error.
-    if (err === undefined) stats.server_eof++;
-    else if (err.message === TIMED_OUT) stats.server_timedout++;
+    const reason = closeReasonOf(err);
+    if (reason === CloseReason.Eof) stats.server_eof++;
+    else if (reason === CloseReason.Timeout) stats.server_timedout++;
     else stats.server_err++;
     this.failOutstanding(err);
   }
@@ -293,7 +338,7 @@ export class ServerConn implements Flushable, ReqOwner {
     const pending = this.sent.drain();
     const stats = this.server.stats;
     const hadClientRequests = pending.some((req) => req.owner !== this);
-    const byProxy = reason === CLOSED_BY_PROXY;
+    const byProxy = closeReasonOf(err) === CloseReason.ByProxy;
     if (hadClientRequests || (err !== undefined && !byProxy)) {
       this.env.log.log(hadClientRequests ? 4 : 6, `server ${this.server.conf.id} closed: ${reason}`);
     }
@@ -308,7 +353,12 @@ export class ServerConn implements Flushable, ReqOwner {
       req.finish(reply);
     }
     this.releaseWaiters();
-    if (hadClientRequests || (err !== undefined && !byProxy)) this.env.onFailure(this.server);
+    if (hadClientRequests || (err !== undefined && !byProxy)) this.countFailure();
+  }
+
+  private countFailure(): void {
+    const env = this.env;
+    if (serverFailure(this.server, env.policy, env.clock.now())) env.onEjected(this.server);
   }
 
   /** Below half the mark (hysteresis, so clients are not woken for every reply): let the waiters read again. */
@@ -338,12 +388,9 @@ export class ServerConn implements Flushable, ReqOwner {
     if (head === undefined || timeout === null) return;
     const left = head.sentAt + timeout - this.env.clock.now();
     if (left > 0) return this.armTimer(left);
-    this.close(TIMED_OUT);
+    this.close(closeError(CloseReason.Timeout, "Connection timed out"));
   }
 }
-
-const CLOSED_BY_PROXY = "Connection closed by proxy";
-const TIMED_OUT = "Connection timed out";
 
 function concat(parts: Uint8Array[]): Uint8Array {
   let total = 0;

@@ -9,7 +9,7 @@ import net from "node:net";
 import { readFileSync } from "node:fs";
 import { after, before } from "node:test";
 import type { Pool } from "../../core/proxy/pool.ts";
-import type { ClientLimits } from "../../core/proxy/client.ts";
+import type { ClientLimits } from "../../core/proxy/limits.ts";
 import { startTestProxy, type TestProxy } from "./proxy.ts";
 import type { ServerProcess } from "./servers.ts";
 import { parseReply } from "./resp.ts";
