@@ -12,7 +12,9 @@ import type { Net } from "./core/net.ts";
 import { startProxy } from "./core/proxy/mod.ts";
 import type { Proxy } from "./core/proxy/mod.ts";
 import { describeStats } from "./core/stats/fields.ts";
-import { createMetrics, type Observability, startObservability } from "./core/admin/mod.ts";
+import { createMetrics, type Observability, startObservability, withTrigger } from "./core/admin/mod.ts";
+import { createReloader } from "./core/reload/reloader.ts";
+import type { Reloader } from "./core/reload/types.ts";
 import { parseListen } from "./core/conf/mod.ts";
 import { parseFlags, usage } from "./adapters/flags.ts";
 import type { Flags } from "./adapters/flags.ts";
@@ -38,6 +40,10 @@ export type { Host } from "./adapters/host.ts";
 
 /** How long in-flight requests may finish after SIGINT/SIGTERM before connections are cut. */
 const SHUTDOWN_GRACE_MS = 5000;
+
+/** Logged at startup on Deno, where SIGUSR1 cannot be used for reload (see handleSignals). */
+export const DENO_SIGUSR1_WARNING = "never send SIGUSR1 to this process on Deno: it opens a V8 inspector on " +
+  "127.0.0.1:9229; reload with POST /reload or --watch";
 
 /**
  * Run nutcracker with `argv` (the arguments after the program name). Resolves with
@@ -116,16 +122,22 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
     return 1;
   }
   const log = createLogger(output.write, flags.verbose);
-  // Before anything slow, as nutcracker does: an early SIGTTIN must not stop the process.
-  const stopRequested = handleSignals(flags, host, log, output);
+  const reloads = reloadTriggers(log);
+  // Before anything slow, as nutcracker does: an early SIGTTIN must not stop the process,
+  // and an unhandled SIGUSR1 would start Node's inspector.
+  const stopRequested = handleSignals(flags, host, net.runtime, log, output, reloads);
   // A fatal error is written whatever the level: it is the last thing this process says.
+  let stopWatching: (() => void) | null = null;
   const fail = (msg: string): number => {
+    stopWatching?.();
     log.log(LOG_LEVELS.EMERG, msg);
     host.reportReady(false, msg);
     host.clearSignals();
     output.close();
     return 1;
   };
+  // Watch from before the first read, so an edit made while starting is not missed (it waits in the queue).
+  if (flags.watch) stopWatching = host.watchFile(flags.confFile, () => reloads.request("configuration file changed"));
   let conf: Conf;
   try {
     conf = readConf(flags.confFile, host);
@@ -135,6 +147,13 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   log.notice(`nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION}, ${net.runtime}) started on pid ${host.pid}`);
   const adminAddr = flags.admin === null ? null : parseListen(flags.admin);
   if (adminAddr !== null && !adminAddr.ok) return fail(`invalid --admin address '${flags.admin}': ${adminAddr.phrase}`);
+  let adminToken: string | null = null;
+  try {
+    adminToken = flags.adminToken === null ? null : readAdminToken(flags.adminToken, host);
+  } catch (err) {
+    return fail(errorText(err));
+  }
+  if (adminToken !== null && adminAddr === null) log.warn("--admin-token has no effect without --admin");
   const metrics = createMetrics();
   let proxy: Proxy;
   try {
@@ -144,6 +163,7 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   } catch (err) {
     return fail(`failed to start the proxy: ${reason(err)}`);
   }
+  const reloader = createReloader(proxy, () => readConf(flags.confFile, host), { clock: systemClock, log });
   let observability: Observability;
   try {
     observability = await startObservability(proxy, metrics, {
@@ -152,6 +172,8 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
       adminAddr: adminAddr === null ? null : adminAddr.value.addr,
       version: NUTCRACKER_VERSION,
       source: host.hostname,
+      adminToken,
+      reloader: withTrigger(reloader, log, "POST /reload"),
     }, { net, clock: systemClock, log });
   } catch (err) {
     await proxy.close(0);
@@ -169,7 +191,11 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   }
   logPools(conf, log);
   host.reportReady(true, String(host.pid));
+  if (stopWatching !== null) log.notice(`watching '${flags.confFile}' for changes`);
+  reloads.attach(reloader);
   await stopRequested;
+  stopWatching?.();
+  reloads.close();
   await observability.close();
   return await shutdown(flags, host, log, output, proxy);
 }
@@ -182,13 +208,71 @@ function logPools(conf: Conf, log: Logger): void {
   }
 }
 
+/** The --admin-token file's token: its text without the trailing newline; throws naming the file. */
+function readAdminToken(file: string, host: Host): string {
+  let text: string;
+  try {
+    text = host.readText(file);
+  } catch (err) {
+    throw new Error(`nutcracker: failed to read the --admin-token file '${file}': ${reason(err)}`);
+  }
+  const token = text.replace(/\s+$/, "");
+  if (token === "") throw new Error(`nutcracker: the --admin-token file '${file}' is empty`);
+  if (/\s/.test(token)) throw new Error(`nutcracker: the --admin-token file '${file}' must hold one token without spaces`);
+  return token;
+}
+
+/** Reload requests from SIGUSR1 and --watch: queued until the reloader exists, ignored once stopping. */
+interface ReloadTriggers {
+  request(why: string): void;
+  attach(reloader: Reloader): void;
+  close(): void;
+}
+
+function reloadTriggers(log: Logger): ReloadTriggers {
+  let reloader: Reloader | null = null;
+  let queued: string | null = null;
+  let closed = false;
+  // The reloader logs the outcome; a throw would be a bug, logged rather than left unhandled.
+  const run = (r: Reloader, why: string) =>
+    void withTrigger(r, log, why).reload().catch((err) => log.error(`reload failed: ${reason(err)}`));
+  return {
+    request(why) {
+      if (closed) return;
+      if (reloader !== null) return run(reloader, why);
+      queued = why;
+      log.notice(`${why}: reload queued until startup completes`);
+    },
+    attach(r) {
+      reloader = r;
+      if (queued !== null) run(r, queued);
+      queued = null;
+    },
+    close() {
+      closed = true;
+    },
+  };
+}
+
 /**
  * Install nutcracker's signal handling: SIGHUP reopens the log, SIGTTIN/SIGTTOU move
- * the level up/down. Resolves on the first SIGINT or SIGTERM.
+ * the level up/down, SIGUSR1 reloads the config (not on Deno). Resolves on the first
+ * SIGINT or SIGTERM.
  */
-function handleSignals(flags: Flags, host: Host, log: Logger, output: LogOutput): Promise<HostSignal> {
+function handleSignals(
+  flags: Flags,
+  host: Host,
+  runtime: string,
+  log: Logger,
+  output: LogOutput,
+  reloads: ReloadTriggers,
+): Promise<HostSignal> {
   const received = (signal: HostSignal, action: string) =>
     log.notice(`signal ${SIGNAL_NUMBERS[signal]} (${signal}) received, ${action}`);
+  // Deno opens a V8 inspector on SIGUSR1 whether or not a listener is installed, so it is
+  // not a reload trigger there; a listener would only suggest that sending it is safe.
+  if (runtime === "deno") log.warn(DENO_SIGUSR1_WARNING);
+  else host.onSignal("SIGUSR1", () => reloads.request(`signal ${SIGNAL_NUMBERS.SIGUSR1} (SIGUSR1) received`));
   host.onSignal("SIGHUP", () => {
     received("SIGHUP", "reopening log file");
     const failed = output.reopen();

@@ -1,6 +1,7 @@
 /**
  * nutcracker 0.5.0's command line: the same short and long flags, defaults and ranges,
- * plus `--admin ADDR` for the HTTP admin API. The only user of node:util's parseArgs.
+ * plus `--admin ADDR` for the HTTP admin API, `--admin-token FILE` for its state-changing
+ * routes and `--watch` (reload when the config file changes). The only user of node:util's parseArgs.
  * Bad input never throws: parseFlags returns the error line for the caller to print
  * above the usage text.
  */
@@ -40,6 +41,10 @@ export interface Flags {
   readonly mbufSize: number;
   /** HTTP admin API address ("host:port"); null = off. */
   readonly admin: string | null;
+  /** File holding the bearer token POST routes of the admin API need; null = none. */
+  readonly adminToken: string | null;
+  /** Reload when the config file changes. */
+  readonly watch: boolean;
 }
 
 export type FlagsResult = { readonly ok: true; readonly flags: Flags } | { readonly ok: false; readonly error: string };
@@ -61,13 +66,15 @@ const OPTIONS = {
   "pid-file": { type: "string", short: "p" },
   "mbuf-size": { type: "string", short: "m" },
   admin: { type: "string" },
+  "admin-token": { type: "string" },
+  watch: { type: "boolean" },
 } as const;
 
 /** What a missing argument is called in the error line, by short flag. */
 const ARG_KIND: Readonly<Record<string, string>> = {
   v: "a number", s: "a number", i: "a number", m: "a number",
   o: "a file name", c: "a file name", p: "a file name",
-  a: "a string", admin: "an address",
+  a: "a string", admin: "an address", "admin-token": "a file name",
 };
 
 /** A flag error: the message nutcracker-style, prefixed with the program name. */
@@ -163,6 +170,8 @@ export function parseFlags(argv: readonly string[]): FlagsResult {
       pidFile: nonEmpty("p", text("pid-file")) ?? null,
       mbufSize: checkedMbuf(text("mbuf-size")),
       admin: nonEmpty("admin", text("admin")) ?? null,
+      adminToken: nonEmpty("admin-token", text("admin-token")) ?? null,
+      watch: values.watch === true,
     };
     return { ok: true, flags };
   } catch (err) {
@@ -178,7 +187,7 @@ export function usage(): string {
     "Usage: nutcracker [-hVdDt] [-v verbosity level] [-o output file]",
     "                  [-c conf file] [-s stats port] [-a stats addr]",
     "                  [-i stats interval] [-p pid file] [-m mbuf size]",
-    "                  [--admin addr]",
+    "                  [--admin addr] [--admin-token file] [--watch]",
     "",
     "Options:",
     "  -h, --help             : print this help and exit",
@@ -196,6 +205,8 @@ export function usage(): string {
     `  -m, --mbuf-size=N      : mbuf size, accepted for compatibility (no effect), ${MBUF_MIN_SIZE}..${MBUF_MAX_SIZE}` +
     ` (default: ${d.mbufSize} bytes)`,
     "      --admin=S          : HTTP admin API address, host:port (default: off)",
+    "      --admin-token=S    : file holding the token the admin API's POST routes need (default: none)",
+    "      --watch            : reload the configuration when its file changes (default: off)",
     "",
   ].join("\n");
 }

@@ -1,6 +1,6 @@
 /**
- * The process around the proxy: arguments, files (config, pid file, log file), signals,
- * exit, and running in the background. Built only on node: modules that Node, Deno and
+ * The process around the proxy: arguments, files (config, pid file, log file, watching the
+ * config for changes), signals, exit, and running in the background. Built only on node: modules that Node, Deno and
  * Bun all provide, so one file serves the three runtimes. The core never sees this.
  */
 import { spawn } from "node:child_process";
@@ -11,12 +11,15 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 /** The signals the CLI handles. */
-export type HostSignal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGTTIN" | "SIGTTOU";
+export type HostSignal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGTTIN" | "SIGTTOU" | "SIGUSR1";
 
 /** Signal numbers on Linux, for log lines ("signal 15 (SIGTERM) received"). */
 export const SIGNAL_NUMBERS: Readonly<Record<HostSignal, number>> = {
-  SIGHUP: 1, SIGINT: 2, SIGTERM: 15, SIGTTIN: 21, SIGTTOU: 22,
+  SIGHUP: 1, SIGINT: 2, SIGUSR1: 10, SIGTERM: 15, SIGTTIN: 21, SIGTTOU: 22,
 };
+
+/** How often watchFile looks at the file (ms). */
+export const WATCH_INTERVAL_MS = 500;
 
 /** Where log lines go: stderr, or a file that SIGHUP reopens (after logrotate moved it). */
 export interface LogOutput {
@@ -43,6 +46,12 @@ export interface Host {
   /** Open the log: a file opened for append, or stderr when `file` is null. Throws with the reason. */
   openLog(file: string | null): LogOutput;
   onSignal(signal: HostSignal, handler: () => void): void;
+  /**
+   * Call `onChange` when the file's mtime, size or inode changed and then stayed the same
+   * for one more look (a debounce: an editor's several writes give one call). Looks every
+   * `intervalMs`; a missing file is waited for, not reported. Returns the stop function.
+   */
+  watchFile(file: string, onChange: () => void, intervalMs?: number): () => void;
   /** Remove every handler installed with onSignal. */
   clearSignals(): void;
   exit(code: number): never;
@@ -96,6 +105,40 @@ function fileOutput(file: string): LogOutput {
       }
     },
     close: () => fs.closeSync(fd),
+  };
+}
+
+/** What watchFile compares: "mtime:size:inode", or null when the file cannot be read. */
+function fileSignature(file: string): string | null {
+  try {
+    const st = fs.statSync(file);
+    return `${st.mtimeMs}:${st.size}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+function watchFile(file: string, onChange: () => void, intervalMs: number): () => void {
+  let seen = fileSignature(file);
+  let pending: string | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const look = () => {
+    const now = fileSignature(file);
+    if (now === null || now === seen) {
+      pending = null;
+    } else if (now !== pending) {
+      pending = now;
+    } else {
+      seen = now;
+      pending = null;
+      onChange();
+    }
+    if (timer !== null) timer = setTimeout(look, intervalMs);
+  };
+  timer = setTimeout(look, intervalMs);
+  return () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
   };
 }
 
@@ -183,6 +226,7 @@ export function createHost(): Host {
       handlers.push([signal, handler]);
       process.on(signal, handler);
     },
+    watchFile: (file, onChange, intervalMs = WATCH_INTERVAL_MS) => watchFile(file, onChange, intervalMs),
     clearSignals: () => {
       for (const [signal, handler] of handlers.splice(0)) process.off(signal, handler);
     },

@@ -6,78 +6,16 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { FLAG_DEFAULTS, parseFlags, usage } from "../adapters/flags.ts";
 import type { Flags } from "../adapters/flags.ts";
-import { cliCommand, ROOT } from "./helpers/runtime.ts";
+import { kill, killStarted, read, runCli, startCli, track, untrack, waitUntil } from "./helpers/cli.ts";
 import { canConnect, freePort, sleep, waitForPort } from "./helpers/ports.ts";
 
-/** Every pid a test started; after() kills what is still alive. */
-const started = new Set<number>();
 let tmp = "";
-
-interface Result {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Child {
-  pid: number;
-  /** Resolves when the process exits (or is killed after `timeoutMs`). */
-  done: Promise<Result>;
-}
-
-/** Start the CLI with `flags`; kill it if it runs longer than `timeoutMs`. */
-function startCli(flags: string[], timeoutMs = 60_000): Child {
-  const [cmd, args] = cliCommand(...flags);
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  const pid = child.pid ?? -1;
-  if (pid > 0) started.add(pid);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d) => (stdout += String(d)));
-  child.stderr?.on("data", (d) => (stderr += String(d)));
-  const done = new Promise<Result>((resolve) => {
-    const timer = setTimeout(() => kill(pid, "SIGKILL"), timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      started.delete(pid);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { pid, done };
-}
-
-/** Run the CLI to completion. */
-function runCli(flags: string[], timeoutMs = 60_000): Promise<Result> {
-  return startCli(flags, timeoutMs).done;
-}
-
-function kill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** Poll `check` every 25 ms until it is true; fail after `timeoutMs`. */
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
 
 /** A config with one redis pool on `port`; the backend is never contacted. */
 function writeConf(name: string, port: number): string {
@@ -128,7 +66,7 @@ describe("parseFlags", () => {
     assert.deepEqual(f, {
       help: false, version: false, testConf: false, daemonize: false, describeStats: false,
       verbose: 5, output: null, confFile: "conf/nutcracker.yml", statsPort: 22222, statsAddr: "0.0.0.0",
-      statsInterval: 30000, pidFile: null, mbufSize: 16384, admin: null,
+      statsInterval: 30000, pidFile: null, mbufSize: 16384, admin: null, adminToken: null, watch: false,
     });
   });
 
@@ -154,6 +92,14 @@ describe("parseFlags", () => {
   it("carries --admin and --verbosity", () => {
     const f = ok(parseFlags(["--admin", "127.0.0.1:8080", "--verbosity=2"]));
     assert.deepEqual([f.admin, f.verbose], ["127.0.0.1:8080", 2]);
+  });
+
+  it("carries --admin-token FILE and --watch; --admin-token without a file is an error", () => {
+    const f = ok(parseFlags(["--admin-token", "/etc/nutcracker/token", "--watch"]));
+    assert.deepEqual([f.adminToken, f.watch], ["/etc/nutcracker/token", true]);
+    assert.equal(ok(parseFlags(["--admin-token=t.txt"])).adminToken, "t.txt");
+    assert.equal(error(parseFlags(["--admin-token"])), "nutcracker: option --admin-token requires a file name");
+    assert.equal(error(parseFlags(["--admin-token="])), "nutcracker: option --admin-token requires a file name");
   });
 
   it("rejects a log level outside 0..11 and one that is not a number", () => {
@@ -196,7 +142,7 @@ describe("parseFlags", () => {
       ["-s", "--stats-port"], ["-a", "--stats-addr"], ["-i", "--stats-interval"], ["-p", "--pid-file"],
       ["-m", "--mbuf-size"]];
     for (const [s, l] of flags) assert.ok(text.includes(`${s}, ${l}`), `${s}, ${l} missing`);
-    assert.ok(text.includes("--admin"));
+    for (const flag of ["--admin", "--admin-token", "--watch"]) assert.ok(text.includes(`${flag}=`) || text.includes(`${flag} `), flag);
     for (const value of Object.values(FLAG_DEFAULTS)) assert.ok(text.includes(String(value)), `${value} missing`);
     assert.ok(text.includes("accepted for compatibility (no effect)"));
   });
@@ -208,7 +154,7 @@ describe("nutcracker CLI", () => {
   });
 
   after(() => {
-    for (const pid of started) kill(pid, "SIGKILL");
+    killStarted();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -392,14 +338,14 @@ describe("nutcracker CLI", () => {
     assert.ok(Date.now() - t0 < 15_000, "the parent returns once the child listens, not at the 30 s bound");
     const pid = Number(read(pidFile));
     assert.ok(pid > 0, "pid file written before the parent returned");
-    started.add(pid);
+    track(pid);
     await waitForPort(port, 5_000);
     assert.ok(read(log).includes(`started on pid ${pid}`));
     kill(pid, "SIGTERM");
     // Watch the pid file, not the pid: an orphaned daemon may linger as a zombie where nothing reaps it.
     await waitUntil(() => !fs.existsSync(pidFile), "the daemon to remove its pid file");
     assert.equal(await canConnect(port), false);
-    started.delete(pid);
+    untrack(pid);
   });
 
   it("-d exits 1 with the background process's error when the config is bad", async () => {

@@ -1,7 +1,8 @@
 /**
  * The HTTP admin API as a hono app (runtime-neutral; the adapters serve its fetch):
  * /stats (the stats port's JSON), /metrics (Prometheus text), /health (readiness),
- * /pools (config and server state).
+ * /pools (config and server state), /reload (POST: re-read the config file).
+ * State-changing routes pass the guard in guard.ts first.
  */
 import { Hono } from "hono";
 import type { Clock } from "../net.ts";
@@ -9,8 +10,12 @@ import type { Proxy } from "../proxy/mod.ts";
 import type { StatsReporter } from "../stats/reporter.ts";
 import type { Metrics } from "../stats/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../stats/prometheus.ts";
+import type { Addr } from "../net.ts";
+import type { Reloader } from "../reload/types.ts";
 import type { HealthChecker } from "./health.ts";
+import { adminGuard } from "./guard.ts";
 import { describePools } from "./pools.ts";
+import { getReload, NEVER_RELOADED, postReload } from "./reload.ts";
 
 /** What the routes read. */
 export interface AdminSources {
@@ -25,6 +30,12 @@ export interface AdminSources {
   readonly startedAt: number;
   /** False before the pools listen and once shutdown begins. */
   ready(): boolean;
+  /** Applies POST /reload and reports the generation; null = reload unavailable (503). */
+  readonly reloader: Reloader | null;
+  /** The token state-changing routes need (--admin-token), or null; see guard.ts. */
+  readonly adminToken: string | null;
+  /** The admin API's bound address (the guard checks Host against it); null while unbound. */
+  adminAddr(): Addr | null;
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -34,7 +45,9 @@ const ROUTES = {
   "/stats": "twemproxy stats JSON, as on the stats port",
   "/metrics": "Prometheus text exposition 0.0.4",
   "/health": "200 when every pool has a reachable server, else 503",
-  "/pools": "loaded pool config and each server's state",
+  "/pools": "loaded pool config, each server's state, the config generation and last reload error",
+  "/reload": "POST: re-read the config file and apply it (?dry_run=1: validate and return the diff only); " +
+    "needs the admin token, or a loopback admin address and Content-Type: application/json. GET: reload status",
 } as const;
 
 /**
@@ -43,6 +56,7 @@ const ROUTES = {
  */
 export function createAdminApp(src: AdminSources): Hono {
   const app = new Hono();
+  app.use("*", adminGuard({ token: src.adminToken, bound: () => src.adminAddr() }));
   app.get("/", (c) => c.json({ service: "nutcracker", version: src.version, endpoints: ROUTES }));
   app.get("/stats", (c) => c.body(src.reporter.json(), 200, { "content-type": JSON_TYPE }));
   app.get("/metrics", (c) => {
@@ -54,6 +68,7 @@ export function createAdminApp(src: AdminSources): Hono {
       source: src.source,
       uptimeSeconds: Math.floor((now - src.startedAt) / 1000),
       now,
+      reload: src.reloader?.status() ?? NEVER_RELOADED,
     });
     return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
@@ -64,6 +79,8 @@ export function createAdminApp(src: AdminSources): Hono {
     const status = report.ok ? "ok" : "unavailable";
     return c.json({ status, unavailable: down, pools: report.pools }, report.ok ? 200 : 503);
   });
-  app.get("/pools", (c) => c.json(describePools(src.proxy, src.clock.now())));
+  app.get("/pools", (c) => c.json(describePools(src.proxy, src.clock.now(), src.reloader?.status() ?? NEVER_RELOADED)));
+  app.post("/reload", (c) => postReload(c, src.reloader));
+  app.get("/reload", (c) => getReload(c, src.reloader));
   return app;
 }

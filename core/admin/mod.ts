@@ -5,20 +5,26 @@
  * Wiring, in the CLI:
  *   const metrics = createMetrics();
  *   const proxy = await startProxy(conf, { net, clock, log, observe: metrics.observe });
- *   const obs = await startObservability(proxy, metrics, { statsAddr, statsIntervalMs, adminAddr, version, source }, { net, clock, log });
+ *   const reloader = createReloader(proxy, readConf, { clock, log });
+ *   const obs = await startObservability(proxy, metrics, { statsAddr, statsIntervalMs, adminAddr, version, source, adminToken, reloader }, { net, clock, log });
  *   ...on shutdown: await obs.close(); await proxy.close();
  */
 import { type Addr, type Clock, formatAddr, type Listener, type Net } from "../net.ts";
 import type { Logger } from "../log.ts";
 import type { Proxy } from "../proxy/mod.ts";
 import type { Metrics } from "../stats/metrics.ts";
+import type { Reloader } from "../reload/types.ts";
 import { StatsReporter } from "../stats/reporter.ts";
 import { startStatsPort } from "../stats/port.ts";
 import { HealthChecker } from "./health.ts";
 import { createAdminApp } from "./app.ts";
+import { isLoopbackHost } from "./guard.ts";
 
 export { createMetrics, Metrics } from "../stats/metrics.ts";
 export { createAdminApp } from "./app.ts";
+export type { AdminSources } from "./app.ts";
+export { adminGuard, isLoopbackHost } from "./guard.ts";
+export { withTrigger } from "./reload.ts";
 
 /** Where to listen and what to report. */
 export interface ObservabilityOptions {
@@ -37,6 +43,10 @@ export interface ObservabilityOptions {
   /** /health probe bounds (ms); defaults 1000 and 1000. */
   readonly probeTimeoutMs?: number;
   readonly healthCacheMs?: number;
+  /** The token POST routes need (--admin-token); null/absent = loopback-only rules (guard.ts). */
+  readonly adminToken?: string | null;
+  /** Serves POST /reload and the reload status; null/absent = POST /reload answers 503. */
+  readonly reloader?: Reloader | null;
 }
 
 export interface ObservabilityDeps {
@@ -76,7 +86,11 @@ export async function startObservability(
   let admin: Listener | null = null;
   if (opts.adminAddr !== null) {
     const health = new HealthChecker(net, clock, { probeTimeoutMs: opts.probeTimeoutMs, cacheMs: opts.healthCacheMs });
-    const app = createAdminApp({ proxy, reporter, metrics, health, clock, version, source, startedAt, ready: () => ready });
+    const adminToken = opts.adminToken ?? null;
+    const app = createAdminApp({
+      proxy, reporter, metrics, health, clock, version, source, startedAt, ready: () => ready,
+      reloader: opts.reloader ?? null, adminToken, adminAddr: () => admin?.addr ?? null,
+    });
     try {
       admin = await net.serveHttp(opts.adminAddr, app.fetch);
     } catch (err) {
@@ -85,6 +99,9 @@ export async function startObservability(
       throw err;
     }
     log.log(5, `admin listening on 'http://${formatAddr(admin.addr)}'`);
+    if (adminToken === null && !(admin.addr.kind === "tcp" && isLoopbackHost(admin.addr.host))) {
+      log.warn(`admin API on a non-loopback address without --admin-token: POST routes (/reload) are refused`);
+    }
   }
   return {
     statsAddr: stats.addr,

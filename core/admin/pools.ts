@@ -2,10 +2,17 @@
  * /pools: each pool's loaded configuration under nutcracker.yml's key names, and each
  * server's state right now (up or ejected, since when, when it is retried, how many
  * connections are open). redis_auth is never shown, only whether it is set.
+ *
+ * The reload status (generation, last_reload_at, last_reload_error) is repeated in every
+ * pool's entry rather than put under a reserved top-level key: /pools has always been a
+ * map of pool name -> entry, consumers iterate its keys as pool names, and any key we could
+ * reserve is a legal pool name. GET /reload serves the same status on its own.
  */
 import { formatAddr } from "../net.ts";
 import type { Proxy } from "../proxy/mod.ts";
 import type { Server } from "../proxy/server.ts";
+import type { ReloadStatus } from "../reload/types.ts";
+import { reloadFields } from "./reload.ts";
 
 /** One server's entry in /pools. */
 export interface ServerState {
@@ -28,8 +35,9 @@ export interface ServerState {
 const REDACTED = "<redacted>";
 
 /** Every pool by name, in config order; `now` is clock ms. */
-export function describePools(proxy: Proxy, now: number): Record<string, unknown> {
+export function describePools(proxy: Proxy, now: number, reload: ReloadStatus): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const status = reloadFields(reload);
   proxy.listeners.forEach((listening) => {
     const conf = listening.pool.conf;
     out[conf.name] = {
@@ -50,6 +58,7 @@ export function describePools(proxy: Proxy, now: number): Record<string, unknown
       server_connections: conf.serverConnections,
       server_retry_timeout: conf.serverRetryTimeout,
       server_failure_limit: conf.serverFailureLimit,
+      ...status,
       servers: listening.pool.servers.map((server) => serverState(server, now)),
     };
   });

@@ -5,6 +5,7 @@
  */
 import type { Pool } from "../proxy/pool.ts";
 import type { Server } from "../proxy/server.ts";
+import type { ReloadStatus } from "../reload/types.ts";
 import type { Histogram } from "./histogram.ts";
 import type { CommandSeries, Metrics } from "./metrics.ts";
 import { POOL_STAT_FIELDS, SERVER_STAT_FIELDS, type StatField } from "./fields.ts";
@@ -22,6 +23,8 @@ export interface PrometheusInput {
   readonly uptimeSeconds: number;
   /** Clock ms now, to tell which servers are ejected. */
   readonly now: number;
+  /** The reloader's status; absent = the config the proxy started with (generation 1, never reloaded). */
+  readonly reload?: ReloadStatus;
 }
 
 type Labels = readonly (readonly [string, string])[];
@@ -100,11 +103,26 @@ export function renderPrometheus(input: PrometheusInput): string {
   out.sample("nutcracker_connections_total", [], totals.total);
   out.family("nutcracker_curr_connections", "gauge", "connections open now: listeners, clients and servers");
   out.sample("nutcracker_curr_connections", [], totals.curr);
+  writeConfigFamilies(out, input.reload);
   writePoolFamilies(out, pools);
   const ordered = pools.map((pool) => ({ pool, servers: serversInStatsOrder(pool) }));
   writeServerFamilies(out, ordered, input.now);
   writeHistograms(out, ordered, input.metrics);
   return out.text();
+}
+
+/** The config generation and the reload counters (both result labels always present). */
+function writeConfigFamilies(out: Exposition, status: ReloadStatus | undefined): void {
+  const reloads = status?.reloads ?? { ok: 0, error: 0 };
+  const at = status?.lastReloadAt ?? null;
+  out.family("nutcracker_config_generation", "gauge", "configuration generation in force: 1 at start, +1 per applied reload");
+  out.sample("nutcracker_config_generation", [], status?.generation ?? 1);
+  out.family("nutcracker_config_reloads_total", "counter", "reload attempts (dry runs excluded) by result");
+  out.sample("nutcracker_config_reloads_total", [["result", "ok"]], reloads.ok);
+  out.sample("nutcracker_config_reloads_total", [["result", "error"]], reloads.error);
+  out.family("nutcracker_config_last_reload_timestamp_seconds", "gauge",
+    "seconds since the epoch of the last reload attempt (dry runs excluded), 0 when none");
+  out.sample("nutcracker_config_last_reload_timestamp_seconds", [], at === null ? 0 : at / 1000);
 }
 
 function writePoolFamilies(out: Exposition, pools: readonly Pool[]): void {
