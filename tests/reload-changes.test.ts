@@ -4,7 +4,8 @@
  * connection, no error); the changed pool keeps its listener and client sockets, routes
  * new requests by the new hash, distribution, weights and server list, applies the new
  * timeout to the connections it keeps, closes a removed server's connection once its
- * in-flight reply is in, and replaces connections when redis_db or redis_auth changes.
+ * in-flight reply is in, and replaces connections when redis_db, tcpkeepalive or
+ * redis_auth changes.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -232,6 +233,25 @@ describe("reload: pool 'a' changes, pool 'b' does not (redis)", () => {
     assert.ok(details.some((d) => d.startsWith("redis_db ")), `details name the key redis_db: ${JSON.stringify(details)}`);
   });
 
+  it("replaces the connections when tcpkeepalive changes", async () => {
+    const ring3 = ringOf("murmur", "modula", [a1.port, a3.port], [1, 3]);
+    const servers = [`127.0.0.1:${a1.port}:1`, `127.0.0.1:${a3.port}:3`];
+    const old = await proxyConnIds(a3.port);
+    assert.equal(old.length, 1);
+    const keys = { hash: "murmur", distribution: "modula", timeout: 2000, redis_db: 2, tcpkeepalive: true } as const;
+    const report = await rig.reload(yamlOf(servers, keys));
+    assertOk(report);
+    assert.equal(changeOf(report, "a").action, "changed");
+    await incrB();
+    await setAndCheck(keysOwned(ring3, 1, "ka"), a3, [a1, a3], { db: 2 });
+    const replaced = await waitFor(async () => {
+      const ids = await proxyConnIds(a3.port);
+      return ids.length === 1 && !old.includes(ids[0]);
+    }, 3000);
+    assert.ok(replaced, `a3: one new connection, the old one closed (before ${old}, now ${await proxyConnIds(a3.port)})`);
+    assert.equal(ca.closed, false);
+  });
+
   it("pool b's client got every reply in order on its first connection, and its server saw no reconnect", async () => {
     await incrB();
     assert.equal(cb.closed, false);
@@ -242,7 +262,7 @@ describe("reload: pool 'a' changes, pool 'b' does not (redis)", () => {
     assert.equal(poolB.stats.client_err, 0);
     assert.equal(poolB.stats.forward_error, 0);
     assert.equal(poolB.servers[0].stats.server_connections_opened, 1);
-    assert.equal(rig.reloader.status().generation, 5);
+    assert.equal(rig.reloader.status().generation, 6);
   });
 });
 

@@ -84,12 +84,23 @@ describe("reload: listen addresses, removed, added, renamed and swapped pools (r
     assert.equal(bulkText(await callOnce(p3, ["GET", "mv:k"])), "moved-value", "the new port serves the same keys");
   });
 
-  it("removes pool b: its listener closes and its idle client is closed", async () => {
+  it("removes pool b: its listener closes, its idle client is closed, a busy one after its in-flight reply", async () => {
     const cb = await connect(p2);
+    const busy = await connect(p2);
     assert.deepEqual(await cb.exchange(pipe(["SET", "rm:k", "b-value"]), 1), ["+OK\r\n"]);
     assert.equal((await proxyConnIds(r2.port)).length, 1);
-    const report = await rig.reload(poolYaml("a", p3, [r1.port]));
+    await freeze(r2);
+    busy.write(pipe(["GET", "rm:k"])); // in flight while the pool goes away
+    await sleep(50);
+    const pending = rig.reload(poolYaml("a", p3, [r1.port]));
+    await sleep(150);
+    r2.kill("SIGCONT");
+    const report = await pending;
     assertOk(report);
+    const [reply] = await busy.waitReplies(1, 3000);
+    assert.equal(new TextDecoder().decode(reply), bulk("b-value"), "the in-flight request is answered");
+    assert.ok(await closedWithin(busy, 3000), "then its client is closed");
+    assert.equal(busy.replies.length, 1);
     assert.equal(changeOf(report, "b").action, "removed");
     assert.equal(changeOf(report, "a").action, "unchanged");
     assert.deepEqual(rig.proxy.pools.map((p) => p.conf.name), ["a"]);

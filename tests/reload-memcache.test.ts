@@ -2,11 +2,13 @@
  * Hot reload of a memcached pool's server list with a client connected: the client's
  * socket keeps working, new keys go by the new ring, the server kept in both lists keeps
  * its connection (memcached's total_connections does not move), and the removed server's
- * connection closes.
+ * connection closes. And a pool that switches protocol on the same address: its listener is
+ * handed over (no "address in use"), its redis clients are closed, new clients speak memcached.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type ServerProcess, startMemcached } from "./helpers/servers.ts";
+import { type ServerProcess, startMemcached, startRedis } from "./helpers/servers.ts";
+import { encodePipeline } from "./helpers/resp.ts";
 import { memcacheFramer, PipeClient, waitFor } from "./helpers/soak.ts";
 import {
   freePorts,
@@ -72,5 +74,39 @@ describe("reload: a memcached pool's server list changes", () => {
     assert.equal(await memcachedGet(m1.port, k3), null);
     assert.equal(await memcachedGet(m2.port, k3), null);
     assert.ok(await waitFor(async () => await curr(m2) === idleConns, 3000), "the connection to the removed m2 closes");
+  });
+});
+
+describe("reload: a pool switches from redis to memcached on the same address", () => {
+  let redis: ServerProcess, mc: ServerProcess;
+  let port = 0;
+  let rig: ReloadRig;
+  let old: PipeClient;
+  let fresh: PipeClient | null = null;
+
+  before(async () => {
+    [redis, mc] = await Promise.all([startRedis(), startMemcached()]);
+    [port] = await freePorts(1);
+    rig = await startReloadProxy(poolYaml("swap", port, [redis.port]));
+    old = await PipeClient.connect(port);
+  });
+
+  after(async () => {
+    old?.destroy();
+    fresh?.destroy();
+    await rig?.close();
+    await Promise.all([redis, mc].map((s) => s?.stop()));
+  });
+
+  it("hands the listener over: the redis client is closed, a new client is served by memcached", async () => {
+    assert.deepEqual(await old.exchange(encodePipeline([["SET", "proto:k", "r"]]), 1), ["+OK\r\n"]);
+    const report = await rig.reload(poolYaml("swap", port, [mc.port], { redis: false }));
+    assert.equal(report.result, "ok", `error: ${report.error}`);
+    assert.equal(rig.port("swap"), port);
+    assert.equal(rig.pool("swap").conf.redis, false);
+    assert.ok(await waitFor(() => old.closed, 3000), "the redis client is closed");
+    fresh = await PipeClient.connect(port, memcacheFramer);
+    assert.deepEqual(await fresh.exchange(set("proto:k", "m") + "get proto:k\r\n", 2, 3000), ["STORED\r\n", `${value("proto:k", "m")}END\r\n`]);
+    assert.equal(await memcachedGet(mc.port, "proto:k"), "m");
   });
 });
