@@ -99,6 +99,7 @@ class RunningProxy implements Proxy {
     for (const pool of current.values()) this.retirePool(pool);
     this.pools = pools;
     this.listeners = listeners;
+    this.forgetFinished();
     return plan.changes;
   }
 
@@ -141,6 +142,16 @@ class RunningProxy implements Proxy {
   private retirePool(pool: Pool): void {
     this.retiredPools.add(pool);
     pool.retire();
+  }
+
+  /** Drop retired listeners and pools with nothing left to finish, so reloads do not accumulate them. */
+  private forgetFinished(): void {
+    for (const listening of this.retiredListeners) {
+      if (listening.clientCount === 0) this.retiredListeners.delete(listening);
+    }
+    for (const pool of this.retiredPools) {
+      if (pool.servers.every((s) => s.stats.server_connections === 0)) this.retiredPools.delete(pool);
+    }
   }
 
   private makePool(conf: PoolConf): Pool {
