@@ -30,10 +30,12 @@ interface Tally {
   replies: number;
   /** GETs answered nil (a reload between the SET and the GET moved the key). */
   nils: number;
+  /** A batch is written and not fully answered. */
+  outstanding: boolean;
   problems: string[];
 }
 
-const newTally = (): Tally => ({ batches: 0, during: 0, requests: 0, replies: 0, nils: 0, problems: [] });
+const newTally = (): Tally => ({ batches: 0, during: 0, requests: 0, replies: 0, nils: 0, outstanding: false, problems: [] });
 
 describe("reload under load: 20 reloads while 6 clients pipeline", () => {
   let r1: ServerProcess, r2: ServerProcess, r3: ServerProcess, r4: ServerProcess;
@@ -124,8 +126,11 @@ describe("reload under load: 20 reloads while 6 clients pipeline", () => {
     ];
     const reports = [];
     const list = configs();
+    /** Reloads that started while some client had requests in flight. */
+    let busyReloads = 0;
     for (let i = 0; i < RELOADS && Date.now() < deadline; i++) {
       await sleep(40);
+      if (tallies.some((t) => t.outstanding)) busyReloads++;
       reports.push(await rig.reload(list[i % list.length]));
     }
     state.reloading = false;
@@ -139,6 +144,7 @@ describe("reload under load: 20 reloads while 6 clients pipeline", () => {
       assert.deepEqual(r.changes.map((c) => [c.pool, c.action]), [["a", "changed"], ["b", "unchanged"]]);
     }
     assert.equal(rig.reloader.status().generation, RELOADS + 1);
+    assert.ok(busyReloads >= RELOADS / 2, `only ${busyReloads} of ${RELOADS} reloads happened with requests in flight`);
     tallies.forEach((t, i) => {
       assert.deepEqual(t.problems, [], `client ${i}`);
       assert.equal(t.replies, t.requests, `client ${i}: one reply per request`);
@@ -174,8 +180,10 @@ async function exchange(client: PipeClient, cmds: Arg[][], tally: Tally): Promis
   const first = client.replies.length;
   client.write(encodePipeline(cmds));
   tally.requests += cmds.length;
+  tally.outstanding = true;
   try {
     await client.waitReplies(first + cmds.length, 5000);
+    tally.outstanding = false;
   } catch (err) {
     tally.replies += client.replies.length - first;
     tally.problems.push((err as Error).message);
