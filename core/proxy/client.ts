@@ -87,8 +87,11 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   send(req: Req, route: Route | null): void {
     if (req.parent === null) this.enqueue(req);
     else this.home.stats.fragments++;
-    if (route === null) return this.failNoServer(req);
-    const conn = route.master.connFor(this.id);
+    const node = route === null ? null : this.home.nodeFor(route, req);
+    if (node === null) return this.failNoServer(req);
+    if (req.read) node.reads++;
+    else node.writes++;
+    const conn = node.connFor(this.id);
     conn.send(req);
     if (!conn.congested) return;
     this.blockers++;

@@ -4,10 +4,12 @@
  * counters and health) and swaps one reference; requests already sent finish where they
  * went, and servers no longer listed close once they owe no replies.
  */
-import type { PoolConf, ServerConf } from "../conf/types.ts";
+import type { PoolConf, ServerConf, ShardConf } from "../conf/types.ts";
 import { formatAddr } from "../net.ts";
 import { PoolCounters } from "../stats/counters.ts";
-import { Server, type ServerEnv } from "./server.ts";
+import { ReadState, Role, Server, type ServerEnv } from "./server.ts";
+import { ReplicaMonitor } from "./replication/monitor.ts";
+import { chooseReadNode } from "./replication/choose.ts";
 import { type Shard, Topology } from "./topology.ts";
 import type { ClientLimits } from "./limits.ts";
 import { limitsFor } from "./limits.ts";
@@ -27,13 +29,18 @@ export class Pool {
   private env: ServerEnv;
   private clientLimits: ClientLimits;
   private readonly base: PoolBase;
+  private readonly monitor: ReplicaMonitor;
 
   constructor(conf: PoolConf, base: PoolBase) {
     this.base = base;
     this.clientLimits = limitsFor(conf, base.limitOverrides);
     this.env = this.makeEnv(conf);
-    const servers = conf.shards.map((shard) => new Server(shard.primary, this.env));
-    this.topology = new Topology(conf, servers, base.clock);
+    this.topology = this.buildTopology(conf, new Map());
+    if (!conf.redis && conf.shards.some((shard) => shard.replicas.length > 0)) {
+      base.log.warn(`pool '${conf.name}': replicas of a memcached pool are not served yet; they are ignored`);
+    }
+    this.monitor = new ReplicaMonitor(() => this.topology.shards, () => this.conf, base.clock);
+    if (conf.redis) this.monitor.start();
   }
 
   /** The pool's config as last loaded. */
@@ -60,6 +67,12 @@ export class Pool {
     return this.topology.route(buf, start, end);
   }
 
+  /** The node of `shard` that serves `req` now: its master for writes, per read_policy for reads. */
+  nodeFor(shard: Shard, req: Req): Server | null {
+    if (!req.read || shard.replicas.length === 0) return shard.master;
+    return chooseReadNode(shard, this.conf.readPolicy, this.base.clock.now(), Math.random);
+  }
+
   /** Index (config order) of the server owning key buf[start, end), or -1 when none is live. */
   serverIndexFor(buf: Uint8Array, start: number, end: number): number {
     return this.route(buf, start, end)?.index ?? -1;
@@ -74,16 +87,30 @@ export class Pool {
     this.clientLimits = limitsFor(conf, this.base.limitOverrides);
     this.env = this.makeEnv(conf);
     const kept = new Map(old.servers.map((server) => [serverKey(server.conf), server]));
-    const servers = conf.shards.map((shard) => {
-      const server = kept.get(serverKey(shard.primary));
-      kept.delete(serverKey(shard.primary));
-      if (server === undefined) return new Server(shard.primary, this.env);
-      server.adopt(shard.primary, this.env);
-      return server;
-    });
-    this.topology = new Topology(conf, servers, this.base.clock);
+    this.topology = this.buildTopology(conf, kept);
     for (const gone of kept.values()) gone.retire();
     if (conf.preconnect) this.preconnect();
+    if (conf.redis) this.monitor.start();
+  }
+
+  /** Servers from `kept` (taken out of it) where name and address match, new ones otherwise. */
+  private buildTopology(conf: PoolConf, kept: Map<string, Server>): Topology {
+    const take = (serverConf: ServerConf, role: Role) => {
+      const server = kept.get(serverKey(serverConf));
+      kept.delete(serverKey(serverConf));
+      if (server !== undefined) {
+        server.adopt(serverConf, this.env);
+        return server;
+      }
+      const made = new Server(serverConf, this.env);
+      made.role = role;
+      if (role === Role.Replica) made.readState = ReadState.Unchecked;
+      return made;
+    };
+    const masters = conf.shards.map((shard) => take(shard.primary, Role.Master));
+    // Memcached copies (replicated writes) are not built yet: those replicas get no traffic.
+    const replicas = conf.shards.map((shard) => conf.redis ? replicaConfs(shard).map((r) => take(r, Role.Replica)) : []);
+    return new Topology(conf, masters, replicas, this.base.clock);
   }
 
   preconnect(): void {
@@ -92,11 +119,13 @@ export class Pool {
 
   /** Close every server connection now (shutdown). */
   close(): void {
+    this.monitor.stop();
     for (const server of this.servers) server.close();
   }
 
   /** Removed by a reload: close each server connection once it owes no replies. */
   retire(): void {
+    this.monitor.stop();
     for (const server of this.servers) server.retire();
   }
 
@@ -116,6 +145,7 @@ export class Pool {
       poolStats: this.stats,
       queueMark: this.clientLimits.maxServerQueueBytes,
       policy: conf,
+      loadAware: conf.shards.some((shard) => shard.replicas.length > 0),
       onEjected: (server) => this.ejected(server),
       observe: observe === null ? null : (server, req, reply, now) => observe(this, server, req, reply, now),
     };
@@ -128,6 +158,11 @@ export class Pool {
     this.base.log.log(4, `pool '${conf.name}': ejecting server ${server.conf.id} for ${conf.serverRetryTimeout} ms`);
     this.topology.rebuild();
   }
+}
+
+/** A replica is named in stats and on its connections as "shard/host:port". */
+function replicaConfs(shard: ShardConf): ServerConf[] {
+  return shard.replicas.map((replica) => ({ ...replica, id: `${shard.primary.id}/${replica.id}` }));
 }
 
 /** A server keeps its connections across a reload when its name and address stay the same. */

@@ -89,6 +89,7 @@ export class RedisSession implements Session {
     }
     const req = host.newReq(buf.subarray(pos, end), end - pos);
     req.command = spec.name;
+    req.read = spec.readonly;
     // Keyless forms (LOLWUT, OBJECT HELP) route as the empty key: always the same server.
     if (keyArg === 0 || keyArg >= slots.argc) return host.send(req, host.route(buf, pos, pos));
     host.send(req, host.route(buf, slots.argStart[keyArg], slots.argEnd[keyArg]));

@@ -40,6 +40,7 @@ export function fragmentMultiKey(
   for (const [route, keys] of groups) {
     const frag = host.newReq(encodeFragment(buf, slots, step, keys), 0);
     frag.command = spec.name;
+    frag.read = spec.readonly;
     frag.parent = parent;
     frag.fragKeys = keys;
     parent.frags.push(frag);

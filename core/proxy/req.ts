@@ -28,6 +28,10 @@ export class Req {
   clientBytes = 0;
   /** Lower-case command name, for per-command metrics. */
   command = "";
+  /** A read (Redis flags the command readonly): a replica may serve it. */
+  read = false;
+  /** The proxy's own request (AUTH/SELECT preamble, replica probes): not a client's, not in the stats. */
+  internal = false;
   /** When it was handed to a server connection (clock ms), for timeouts and latency. */
   sentAt = 0;
   filter: ReplyFilter | null = null;

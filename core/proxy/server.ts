@@ -35,11 +35,35 @@ export interface ServerEnv {
   /** Unanswered request bytes at which a connection is congested: clients sending to it stop being read. */
   readonly queueMark: number;
   readonly policy: FailurePolicy;
+  /** The pool has replicas: keep each server's reply latency for load-aware reads. */
+  readonly loadAware: boolean;
   /** The failure policy just ejected `server`: the pool rebuilds its ring without it. */
   onEjected(server: Server): void;
   /** Observe one answered request (latency and sizes, for metrics); null when nobody reads them. */
   readonly observe: ((server: Server, req: Req, reply: Uint8Array, now: number) => void) | null;
 }
+
+/** A server's role in its shard. */
+export const Role = { Master: 0, Replica: 1 } as const;
+export type Role = typeof Role[keyof typeof Role];
+
+/** Whether a replica may serve reads, or the reason it may not. */
+export const ReadState = {
+  Eligible: 0,
+  /** Not checked yet: no reads until the first check says it is ready. */
+  Unchecked: 1,
+  /** Its connection failed or it is ejected. */
+  Down: 2,
+  /** Loading its dataset from disk. */
+  Loading: 3,
+  /** Its link to the master is down, or a full sync is in progress. */
+  LinkDown: 4,
+  /** Further behind the master than replica_max_lag. */
+  Lagging: 5,
+  /** It says it is not a replica (role:master): a failover or a misconfiguration. */
+  NotReplica: 6,
+} as const;
+export type ReadState = typeof ReadState[keyof typeof ReadState];
 
 /** One backend process (the topology's node): its address, connections, counters and health. */
 export class Server implements Health {
@@ -47,6 +71,19 @@ export class Server implements Health {
   env: ServerEnv;
   readonly stats = new ServerCounters();
   conns: ServerConn[] = [];
+  /** Master or replica of its shard (a Role code). */
+  role: Role = Role.Master;
+  /** Replicas: whether reads may go here now, or why not (a ReadState code). Masters stay Eligible. */
+  readState: ReadState = ReadState.Eligible;
+  /** Replicas: bytes of replication offset behind the master at the last check (-1 = unknown). */
+  lagBytes = -1;
+  /** Replicas: serving reads while the master is down, so possibly stale. */
+  stale = false;
+  /** Moving average of reply latency in ms (0 until the first reply), for load-aware reads. */
+  latencyMs = 0;
+  /** Reads and writes this server was sent (client requests). */
+  reads = 0;
+  writes = 0;
   /** Consecutive transport failures (reset by any reply). */
   failures = 0;
   /** Clock ms until which the server is ejected; 0 = live. */
@@ -71,6 +108,13 @@ export class Server implements Health {
     const retired = this.conns;
     this.conns = this.makeConns();
     for (const conn of retired) conn.retire();
+  }
+
+  /** Client requests sent here and not yet answered, over all connections. */
+  get outstanding(): number {
+    let n = 0;
+    for (const conn of this.conns) n += conn.outstanding;
+    return n;
   }
 
   private makeConns(): ServerConn[] {
@@ -149,7 +193,7 @@ export class ServerConn implements Flushable, ReqOwner {
   /** Whether anything reads a request's send time (a timeout, or latency metrics): else skip the clock. */
   private get timed(): boolean {
     const env = this.server.env;
-    return env.timeout !== null || env.observe !== null;
+    return env.timeout !== null || env.observe !== null || env.loadAware;
   }
 
   /** Number of requests sent and not yet answered. */
@@ -243,8 +287,16 @@ export class ServerConn implements Flushable, ReqOwner {
     this.close(closeError(CloseReason.ByProxy, "Connection setup rejected"));
   }
 
-  private sendInternal(bytes: Uint8Array, kind = 0): void {
-    const req = new Req(this, bytes);
+  /** Send the proxy's own request; `owner` gets its reply (or the connection's error). */
+  probe(bytes: Uint8Array, owner: ReqOwner): void {
+    this.ensureConnected();
+    this.sendInternal(bytes, 0, owner);
+    if (this.timer === null) this.armTimer(this.env.timeout);
+  }
+
+  private sendInternal(bytes: Uint8Array, kind = 0, owner: ReqOwner = this): void {
+    const req = new Req(owner, bytes);
+    req.internal = true;
     req.kind = kind;
     if (this.timed) req.sentAt = this.env.clock.now();
     this.sent.push(req);
@@ -287,12 +339,13 @@ export class ServerConn implements Flushable, ReqOwner {
   private deliver(reply: Uint8Array): void {
     const req = this.sent.shift()!;
     const stats = this.server.stats;
-    if (req.owner !== this) {
+    if (!req.internal) {
       stats.responses++;
       stats.response_bytes += reply.length;
       stats.out_queue--;
       stats.out_queue_bytes -= req.bytes.length;
       this.env.observe?.(this.server, req, reply, this.arrivedAt);
+      if (this.env.loadAware) this.recordLatency(req);
       this.unansweredBytes -= req.bytes.length;
       if (this.waiters.length > 0) this.releaseWaiters();
     }
@@ -301,6 +354,13 @@ export class ServerConn implements Flushable, ReqOwner {
     if (this.sent.length > 0) return;
     this.disarmTimer();
     if (this.retiring) this.conn?.end();
+  }
+
+  /** Moving average (weight 1/8 per reply) of reply latency, for choosing among a shard's nodes. */
+  private recordLatency(req: Req): void {
+    const ms = (this.arrivedAt || this.env.clock.now()) - req.sentAt;
+    const server = this.server;
+    server.latencyMs = server.latencyMs === 0 ? ms : server.latencyMs + (ms - server.latencyMs) / 8;
   }
 
   private protocolError(message: string): void {
@@ -337,14 +397,14 @@ export class ServerConn implements Flushable, ReqOwner {
     const reason = err?.message ?? "Connection reset by peer";
     const pending = this.sent.drain();
     const stats = this.server.stats;
-    const hadClientRequests = pending.some((req) => req.owner !== this);
+    const hadClientRequests = pending.some((req) => !req.internal);
     const byProxy = closeReasonOf(err) === CloseReason.ByProxy;
     if (hadClientRequests || (err !== undefined && !byProxy)) {
       this.env.log.log(hadClientRequests ? 4 : 6, `server ${this.server.conf.id} closed: ${reason}`);
     }
     const reply = this.env.protocol.errorReply(reason);
     for (const req of pending) {
-      if (req.owner !== this) {
+      if (!req.internal) {
         stats.out_queue--;
         stats.out_queue_bytes -= req.bytes.length;
         this.env.poolStats.forward_error++;

@@ -16,6 +16,8 @@ export interface Shard {
   /** Position in the pool's `servers:` list (the index routing vectors and stats use). */
   readonly index: number;
   readonly master: Server;
+  /** Never on the ring; reads may go to them per read_policy. */
+  readonly replicas: readonly Server[];
 }
 
 /** Immutable key -> shard map over the shards that were live when it was built. */
@@ -57,11 +59,12 @@ export class Topology {
   /** Clock ms when an ejected server is due back (0 = none ejected). */
   private nextRebuild = 0;
 
-  constructor(conf: PoolConf, servers: readonly Server[], clock: Clock) {
+  /** `replicas[i]` are the replicas of `masters[i]`'s shard. */
+  constructor(conf: PoolConf, masters: readonly Server[], replicas: readonly (readonly Server[])[], clock: Clock) {
     this.conf = conf;
     this.clock = clock;
-    this.shards = servers.map((master, index) => ({ id: master.conf.id, index, master }));
-    this.servers = servers;
+    this.shards = masters.map((master, index) => ({ id: master.conf.id, index, master, replicas: replicas[index] }));
+    this.servers = [...masters, ...replicas.flat()];
     this.ring = this.buildRing();
   }
 
@@ -82,12 +85,11 @@ export class Topology {
     let next = 0;
     for (const shard of this.shards) {
       const server = shard.master;
-      if (server.ejectedUntil <= now) {
-        server.ejectedUntil = 0;
-        live.push(shard);
-      } else if (next === 0 || server.ejectedUntil < next) {
-        next = server.ejectedUntil;
-      }
+      if (server.ejectedUntil <= now) server.ejectedUntil = 0;
+      // A shard with replicas keeps its place whatever its master's state: moving its keys
+      // to other shards would split the data; its replicas serve reads meanwhile.
+      if (server.ejectedUntil === 0 || shard.replicas.length > 0) live.push(shard);
+      else if (next === 0 || server.ejectedUntil < next) next = server.ejectedUntil;
     }
     this.nextRebuild = next;
     return new Ring(this.conf, live);

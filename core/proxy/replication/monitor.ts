@@ -1,0 +1,120 @@
+/**
+ * Keeps each replica's read eligibility current: every replica_check_interval ms it asks
+ * the master and the replicas of every shard for `INFO` (replication and persistence) and
+ * decides, per replica, whether it may serve reads: reachable, not loading, not syncing,
+ * link to the master up, and at most replica_max_lag bytes behind. When the master itself
+ * is down, its replicas keep serving (flagged stale): stale reads beat errors then.
+ */
+import type { Clock } from "../../net.ts";
+import type { PoolConf } from "../../conf/types.ts";
+import type { Req, ReqOwner } from "../req.ts";
+import { ReadState, type Server } from "../server.ts";
+import type { Shard } from "../topology.ts";
+
+const INFO = new TextEncoder().encode("*1\r\n$4\r\nINFO\r\n");
+
+/** What the last INFO of a node said; null fields were not in the reply. */
+interface NodeInfo {
+  readonly ok: boolean;
+  readonly isReplica: boolean;
+  readonly offset: number | null;
+  readonly linkUp: boolean;
+  readonly syncing: boolean;
+  readonly loading: boolean;
+}
+
+const FAILED: NodeInfo = { ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false };
+
+/** The monitor of one pool; `shards()` is read every round, so a reload needs no restart. */
+export class ReplicaMonitor {
+  private readonly info = new Map<Server, NodeInfo>();
+  private timer: unknown = null;
+  private readonly shards: () => readonly Shard[];
+  private readonly conf: () => PoolConf;
+  private readonly clock: Clock;
+
+  constructor(shards: () => readonly Shard[], conf: () => PoolConf, clock: Clock) {
+    this.shards = shards;
+    this.conf = conf;
+    this.clock = clock;
+  }
+
+  /** Probe now, then every replica_check_interval ms. */
+  start(): void {
+    if (this.timer !== null) return;
+    this.round();
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timer = null;
+  }
+
+  private round(): void {
+    const seen = new Set<Server>();
+    for (const shard of this.shards()) {
+      if (shard.replicas.length === 0) continue;
+      for (const node of [shard.master, ...shard.replicas]) {
+        seen.add(node);
+        node.conns[0].probe(INFO, this.owner(shard, node));
+      }
+    }
+    for (const node of this.info.keys()) if (!seen.has(node)) this.info.delete(node);
+    this.timer = seen.size === 0 ? null : this.clock.setTimer(() => this.round(), this.conf().replicaCheckInterval);
+  }
+
+  private owner(shard: Shard, node: Server): ReqOwner {
+    return {
+      reqDone: (req: Req) => {
+        this.info.set(node, parseInfo(req.reply));
+        this.judge(shard);
+      },
+    };
+  }
+
+  /** Recompute the read state of every replica of `shard` from the latest INFO replies. */
+  private judge(shard: Shard): void {
+    const master = this.info.get(shard.master);
+    const now = this.clock.now();
+    const masterDown = (master !== undefined && !master.ok) || shard.master.ejectedUntil > now;
+    const maxLag = this.conf().replicaMaxLag;
+    for (const replica of shard.replicas) {
+      const info = this.info.get(replica);
+      replica.stale = false;
+      if (info === undefined) continue;
+      replica.lagBytes = info.offset !== null && master?.offset != null ? Math.max(0, master.offset - info.offset) : -1;
+      replica.readState = readState(info, masterDown, replica.lagBytes, maxLag);
+      replica.stale = masterDown && replica.readState === ReadState.Eligible;
+    }
+  }
+}
+
+function readState(info: NodeInfo, masterDown: boolean, lag: number, maxLag: number): ReadState {
+  if (!info.ok) return ReadState.Down;
+  if (info.loading) return ReadState.Loading;
+  if (!info.isReplica) return ReadState.NotReplica;
+  if (masterDown) return ReadState.Eligible;
+  if (!info.linkUp || info.syncing) return ReadState.LinkDown;
+  if (lag < 0) return ReadState.Unchecked;
+  return lag > maxLag ? ReadState.Lagging : ReadState.Eligible;
+}
+
+/** The fields of an INFO bulk reply the monitor reads; an error or no reply is a failed node. */
+export function parseInfo(reply: Uint8Array | null): NodeInfo {
+  if (reply === null || reply[0] !== 0x24) return FAILED;
+  const fields = new Map<string, string>();
+  for (const line of new TextDecoder().decode(reply).split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  const isReplica = fields.get("role") === "slave";
+  const offset = Number(fields.get(isReplica ? "slave_repl_offset" : "master_repl_offset"));
+  return {
+    ok: true,
+    isReplica,
+    offset: Number.isFinite(offset) ? offset : null,
+    linkUp: fields.get("master_link_status") === "up",
+    syncing: fields.get("master_sync_in_progress") === "1",
+    loading: fields.get("loading") === "1",
+  };
+}
