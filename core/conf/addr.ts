@@ -1,9 +1,10 @@
 /**
- * Parsers for the two address forms in a nutcracker.yml: `listen:` ("host:port" or
- * "/path/sock [mode]") and each `servers:` line ("host:port:weight [name]" or
- * "/path/sock:weight [name]"). Like twemproxy, both are split from the right, so an
- * unbracketed IPv6 host ("::1:6379:1") works; a bracketed one ("[::1]:6379:1") is
- * accepted too. Failures come back as twemproxy's phrases, never thrown.
+ * Parsers for the address forms in a nutcracker.yml: `listen:` ("host:port" or
+ * "/path/sock [mode]"), each `servers:` line ("host:port:weight [name]" or
+ * "/path/sock:weight [name]") and each `replicas:` entry ("host:port[:weight]"). Like
+ * twemproxy, the first two are split from the right, so an unbracketed IPv6 host
+ * ("::1:6379:1") works; a bracketed one ("[::1]:6379:1") is accepted too. Failures come
+ * back as twemproxy's phrases, never thrown.
  */
 import type { Addr } from "../net.ts";
 import type { ServerConf } from "./types.ts";
@@ -18,6 +19,7 @@ const LISTEN_FORMAT = '"hostname:port"';
 const SOCKET_FORMAT = '"socket_path permission"';
 const SERVER_FORMAT = '"hostname:port:weight [name]" or "/path/unix_socket:weight [name]"';
 const SERVER_SHORT = '"hostname:port:weight [name]"';
+const REPLICA_FORMAT = '"hostname:port[:weight]"';
 
 /** A listen address and its text as written. */
 export interface ListenValue {
@@ -134,4 +136,69 @@ export function parseServer(text: string): Parsed<ServerConf> {
   const addr: Addr = { kind: "tcp", host: bareHost(parts.hostText), port };
   const unnamed = port === KETAMA_DEFAULT_PORT ? parts.hostText : `${parts.hostText}:${parts.portText}`;
   return ok({ addr, weight, name: parts.name, id: parts.name ?? unnamed, text });
+}
+
+/** The pieces of a replica entry: host as written (brackets kept), port, weight or null. */
+interface ReplicaParts {
+  readonly hostText: string;
+  readonly portText: string;
+  readonly weightText: string | null;
+}
+
+/**
+ * "[v6]:port[:weight]" or "host:port[:weight]". The weight being optional, an unbracketed
+ * IPv6 host cannot be told from its port and weight, so it must be bracketed.
+ */
+function splitReplica(text: string): ReplicaParts | "ipv6" | null {
+  let hostText: string;
+  let rest: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 2 || text[close + 1] !== ":") return null;
+    hostText = text.slice(0, close + 1);
+    rest = text.slice(close + 2);
+  } else {
+    const colon = text.indexOf(":");
+    if (colon < 0) return null;
+    hostText = text.slice(0, colon);
+    rest = text.slice(colon + 1);
+  }
+  const fields = rest.split(":");
+  if (fields.length > 2) return text.startsWith("[") ? null : "ipv6";
+  if (hostText.length === 0 || hostText.startsWith("/")) return null;
+  return { hostText, portText: fields[0], weightText: fields.length === 2 ? fields[1] : null };
+}
+
+/**
+ * Parse one `replicas:` entry into a ServerConf: `host:port[:weight]`, weight 1 when left
+ * out, no name (a replica is known by its shard and address). Its `id` is "host:port" as
+ * written (no port-11211 quirk: replicas are never on the ring), its `name` null.
+ * @example parseReplica("127.0.0.1:7379") // ok: { weight: 1, name: null, id: "127.0.0.1:7379", ... }
+ * @example parseReplica("[::1]:7379:2") // ok: { addr: { host: "::1", port: 7379 }, weight: 2, ... }
+ */
+export function parseReplica(text: string): Parsed<ServerConf> {
+  const space = text.search(/\s/);
+  if (space >= 0) {
+    return text.slice(space).trim().length > 0
+      ? fail(`has a name, but a replica takes none: write ${REPLICA_FORMAT}, the shard names it`)
+      : fail(`has an invalid ${REPLICA_FORMAT} format string`);
+  }
+  const parts = splitReplica(text);
+  if (parts === "ipv6") return fail(`has an unbracketed IPv6 host: write "[host]:port[:weight]"`);
+  if (parts === null) return fail(`has an invalid ${REPLICA_FORMAT} format string`);
+  const port = atoi(parts.portText);
+  if (!validPort(port)) return fail(`has an invalid port in ${REPLICA_FORMAT} format string`);
+  const weight = parts.weightText === null ? 1 : atoi(parts.weightText);
+  if (weight < 0) return fail(`has an invalid weight in ${REPLICA_FORMAT} format string`);
+  if (weight === 0) return fail(`has a zero weight in ${REPLICA_FORMAT} format string`);
+  const addr: Addr = { kind: "tcp", host: bareHost(parts.hostText), port };
+  return ok({ addr, weight, name: null, id: `${parts.hostText}:${parts.portText}`, text });
+}
+
+/**
+ * An address as a comparison key: equal keys are the same backend. The host compares
+ * case-insensitively, as DNS does.
+ */
+export function addrKey(addr: Addr): string {
+  return addr.kind === "unix" ? `unix:${addr.path}` : `tcp:${addr.host.toLowerCase()}:${addr.port}`;
 }

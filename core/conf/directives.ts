@@ -6,12 +6,17 @@
  */
 import { HASHES } from "../hash/mod.ts";
 import { DISTRIBUTIONS } from "../dist/mod.ts";
-import { atoi, parseListen, parseServer } from "./addr.ts";
+import { atoi, parseListen, parseReplica, parseServer } from "./addr.ts";
 import type { Parsed } from "./addr.ts";
+import { parseReadPolicy } from "./replicas.ts";
+import { ReadPolicy } from "./types.ts";
 
-/** A directive whose value is one scalar, or a list of scalars (only `servers`). */
+/**
+ * A directive whose value is one scalar, a list of scalars (only `servers`), or a mapping
+ * of names to lists of scalars (only `replicas`); `parse` reads one scalar.
+ */
 export interface Directive {
-  readonly shape: "scalar" | "list";
+  readonly shape: "scalar" | "list" | "map";
   readonly parse: (text: string) => Parsed<unknown>;
 }
 
@@ -30,14 +35,15 @@ export const MAX_COUNT_LIMIT = 0x7fffffff;
 export const MAX_BYTES_LIMIT = 2 ** 40;
 
 /**
- * A limit (not in twemproxy): an integer from 1 to `max`. Digits only, as conf_set_num
- * reads them, so "-1", "1.5", "16mb" are "not a number"; a value over `max` names the maximum.
+ * A limit (not in twemproxy): an integer from 1 (or 0 when `zero` is allowed) to `max`.
+ * Digits only, as conf_set_num reads them, so "-1", "1.5", "16mb" are "not a number"; a
+ * value over `max` names the maximum.
  */
-function parseLimit(max: number): (text: string) => Parsed<number> {
+function parseLimit(max: number, zero = false): (text: string) => Parsed<number> {
   return (text) => {
     if (text.length === 0 || !/^[0-9]+$/.test(text)) return fail("is not a number");
     const n = Number(text);
-    if (n === 0) return fail("cannot be 0");
+    if (n === 0 && !zero) return fail("cannot be 0");
     return n > max ? fail(`is greater than the maximum ${max}`) : ok(n);
   };
 }
@@ -90,11 +96,24 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   client_max_output_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
   server_max_queue_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
   servers: { shape: "list", parse: parseServer },
+  replicas: { shape: "map", parse: parseReplica },
+  read_policy: scalar(parseReadPolicy),
+  replica_max_lag: scalar(parseLimit(MAX_BYTES_LIMIT, true)),
+  read_your_writes: scalar(parseBool),
+  replica_check_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
 };
 
+/** Keys that mean something only in a redis pool: "is only valid for a redis pool" elsewhere. */
+export const REDIS_ONLY: readonly string[] = [
+  "read_policy",
+  "replica_max_lag",
+  "read_your_writes",
+  "replica_check_interval",
+];
+
 /**
- * twemproxy 0.5.0's value for each directive left out (listen and servers have none);
- * for this project's limits, the values the proxy used before they were keys.
+ * twemproxy 0.5.0's value for each directive left out (listen and servers have none, replicas
+ * is none); for this project's limits, the values the proxy used before they were keys.
  */
 export const DEFAULTS = {
   hash: "fnv1a_64",
@@ -121,4 +140,11 @@ export const DEFAULTS = {
   client_max_output_bytes: 256 * 1024 * 1024,
   /** Unanswered request bytes on one server connection that stop its senders being read: 64 MiB. */
   server_max_queue_bytes: 64 * 1024 * 1024,
+  /** Reads go to the master, as in a pool without replicas. */
+  read_policy: ReadPolicy.Master,
+  /** Bytes of replication offset a replica may trail its master by: 1 MiB. */
+  replica_max_lag: 1024 * 1024,
+  read_your_writes: false,
+  /** Milliseconds between replica eligibility checks. */
+  replica_check_interval: 1000,
 } as const;

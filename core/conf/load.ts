@@ -1,48 +1,27 @@
 /**
  * nutcracker.yml text -> validated, frozen Conf. Follows twemproxy 0.5.0's order:
  * read every pool's directives through the DIRECTIVES table (first bad value wins),
- * then check each pool (listen present, servers present and unique, ...), then the
- * pools against each other. Every error names file, line, pool and key.
+ * then check each pool (listen present, servers present and unique, replicas against
+ * the servers, ...), then the pools against each other. Every error names file, line,
+ * pool and key.
  */
 import { formatAddr } from "../net.ts";
-import type { Addr } from "../net.ts";
-import type { Conf, PoolConf, ServerConf } from "./types.ts";
+import type { Conf, PoolConf, ReadPolicy, ServerConf } from "./types.ts";
+import { addrKey } from "./addr.ts";
 import type { ListenValue } from "./addr.ts";
-import { DEFAULTS, DIRECTIVES } from "./directives.ts";
+import { DEFAULTS, DIRECTIVES, REDIS_ONLY } from "./directives.ts";
+import { checkReplicas, readReplicas } from "./replicas.ts";
+import type { ReplicaGroup, ServerEntry } from "./replicas.ts";
+import { Reporter } from "./report.ts";
 import { parseYaml, YamlSyntaxError } from "./yaml.ts";
 import type { YMap, YNode, YScalar } from "./yaml.ts";
 
-/**
- * A config that nutcracker would refuse. `message` reads like
- * `nutcracker: conf/bad.yml:7: pool 'alpha': "hash" "foo" is not a valid hash`.
- */
-export class ConfError extends Error {
-  readonly file: string;
-  readonly line: number;
-  readonly pool: string | null;
-  readonly key: string | null;
-  /** The message without the "nutcracker: file:line: " prefix. */
-  readonly detail: string;
-  constructor(file: string, line: number, pool: string | null, key: string | null, detail: string) {
-    super(`nutcracker: ${file}:${line}: ${detail}`);
-    this.name = "ConfError";
-    this.file = file;
-    this.line = line;
-    this.pool = pool;
-    this.key = key;
-    this.detail = detail;
-  }
-}
+export { ConfError } from "./report.ts";
 
 /** A directive value as read, with where it was written. */
 interface Setting {
   readonly value: unknown;
   readonly text: string;
-  readonly line: number;
-}
-
-interface ServerEntry {
-  readonly server: ServerConf;
   readonly line: number;
 }
 
@@ -52,30 +31,7 @@ interface PoolDraft {
   readonly line: number;
   readonly settings: Map<string, Setting>;
   readonly servers: ServerEntry[];
-}
-
-/** Quote a value for a message, as twemproxy prints it: in double quotes, as written. */
-const q = (text: string) => `"${text}"`;
-
-/** Builds ConfErrors for one file (and one pool, once known). */
-class Reporter {
-  readonly file: string;
-  constructor(file: string) {
-    this.file = file;
-  }
-  /** An error about the file as a whole. */
-  whole(line: number, detail: string): ConfError {
-    return new ConfError(this.file, line, null, null, detail);
-  }
-  /** An error about a pool itself (its name, its missing keys). */
-  pool(pool: string, line: number, detail: string, key: string | null = null): ConfError {
-    return new ConfError(this.file, line, pool, key, `pool '${pool}': ${detail}`);
-  }
-  /** An error about one directive: `pool 'p': "key" "value" phrase` (value omitted when null). */
-  key(pool: string, line: number, key: string, value: string | null, phrase: string): ConfError {
-    const what = value === null ? q(key) : `${q(key)} ${q(value)}`;
-    return this.pool(pool, line, `${what} ${phrase}`, key);
-  }
+  readonly replicas: ReplicaGroup[];
 }
 
 /**
@@ -126,7 +82,7 @@ function readPools(root: YMap, report: Reporter): PoolDraft[] {
 }
 
 function readPool(name: string, nameKey: YScalar, body: YMap, report: Reporter): PoolDraft {
-  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [] };
+  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [], replicas: [] };
   const seenLines = new Map<string, number>();
   for (const { key, value } of body.pairs) {
     const directive = Object.hasOwn(DIRECTIVES, key.value) ? DIRECTIVES[key.value] : undefined;
@@ -137,6 +93,7 @@ function readPool(name: string, nameKey: YScalar, body: YMap, report: Reporter):
     }
     seenLines.set(key.value, key.line);
     if (directive.shape === "list") readServers(draft, key, value, report);
+    else if (directive.shape === "map") draft.replicas.push(...readReplicas(name, key, value, report));
     else readScalar(draft, key, value, report);
   }
   return draft;
@@ -179,8 +136,19 @@ function checkPool(draft: PoolDraft, report: Reporter): PoolConf {
   if (auth !== undefined && auth.value !== null && setting(draft, "redis") !== true) {
     throw report.key(draft.name, auth.line, "redis_auth", null, "is only valid for a redis pool");
   }
+  checkRedisOnly(draft, report);
   checkServersUnique(draft, report);
-  return buildPool(draft, listen.value as ListenValue);
+  const replicas = checkReplicas(draft.name, draft.replicas, draft.servers, report);
+  return buildPool(draft, listen.value as ListenValue, replicas);
+}
+
+/** The replica read keys (REDIS_ONLY) set in a memcached pool: refused, as redis_auth is. */
+function checkRedisOnly(draft: PoolDraft, report: Reporter): void {
+  if (setting(draft, "redis") === true) return;
+  for (const key of REDIS_ONLY) {
+    const found = draft.settings.get(key);
+    if (found !== undefined) throw report.key(draft.name, found.line, key, null, "is only valid for a redis pool");
+  }
 }
 
 /** twemproxy refuses two servers with the same name; we also refuse two with the same address. */
@@ -204,11 +172,6 @@ function checkServersUnique(draft: PoolDraft, report: Reporter): void {
   }
 }
 
-/** Compare addresses case-insensitively on the host, as DNS does. */
-function addrKey(addr: Addr): string {
-  return addr.kind === "unix" ? `unix:${addr.path}` : `tcp:${addr.host.toLowerCase()}:${addr.port}`;
-}
-
 function checkListenUnique(drafts: PoolDraft[], pools: PoolConf[], report: Reporter): void {
   const seen = new Map<string, PoolDraft>();
   pools.forEach((pool, i) => {
@@ -223,7 +186,7 @@ function checkListenUnique(drafts: PoolDraft[], pools: PoolConf[], report: Repor
   });
 }
 
-function buildPool(draft: PoolDraft, listen: ListenValue): PoolConf {
+function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly ServerConf[][]): PoolConf {
   const timeout = setting(draft, "timeout") as number | null;
   return {
     name: draft.name,
@@ -249,7 +212,11 @@ function buildPool(draft: PoolDraft, listen: ListenValue): PoolConf {
     clientMaxInflightBytes: setting(draft, "client_max_inflight_bytes") as number,
     clientMaxOutputBytes: setting(draft, "client_max_output_bytes") as number,
     serverMaxQueueBytes: setting(draft, "server_max_queue_bytes") as number,
-    shards: draft.servers.map(({ server }) => ({ primary: server })),
+    readPolicy: setting(draft, "read_policy") as ReadPolicy,
+    replicaMaxLag: setting(draft, "replica_max_lag") as number,
+    readYourWrites: setting(draft, "read_your_writes") as boolean,
+    replicaCheckInterval: setting(draft, "replica_check_interval") as number,
+    shards: draft.servers.map(({ server }, i) => ({ primary: server, replicas: replicas[i] })),
   };
 }
 

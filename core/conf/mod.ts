@@ -5,5 +5,7 @@
  */
 export { ConfError, loadConf } from "./load.ts";
 export { DEFAULTS, DIRECTIVES } from "./directives.ts";
-export { atoi, parseListen, parseServer } from "./addr.ts";
+export { atoi, parseListen, parseReplica, parseServer } from "./addr.ts";
+export { READ_POLICIES, readPolicyName } from "./replicas.ts";
+export { ReadPolicy } from "./types.ts";
 export type { Conf, PoolConf, ServerConf, ShardConf } from "./types.ts";

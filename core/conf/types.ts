@@ -16,10 +16,34 @@ export interface ServerConf {
   readonly text: string;
 }
 
-/** A shard: the servers that hold the same slice of keys. Today one primary; replicas later. */
+/**
+ * A shard: the servers that hold the same slice of keys. The primary (master) is the
+ * `servers:` line and alone decides the shard's place on the ring; its replicas, from
+ * `replicas:`, never enter the ring, so adding or removing one moves no key.
+ */
 export interface ShardConf {
   readonly primary: ServerConf;
+  /** In file order; empty when the shard has none. A replica's id is "host:port" as written. */
+  readonly replicas: readonly ServerConf[];
 }
+
+/**
+ * Where a Redis pool sends reads (`read_policy`); writes always go to the master.
+ * Stored as this code; READ_POLICIES (replicas.ts) maps the YAML names to it.
+ */
+export const ReadPolicy = {
+  /** `master`: every read to the master (the default: as without replicas). */
+  Master: 0,
+  /** `prefer_master`: the master; its replicas only while it is down or ejected. */
+  PreferMaster: 1,
+  /** `replica`: only replicas; an error when none is eligible. */
+  Replica: 2,
+  /** `prefer_replica`: replicas; the master when none is eligible. */
+  PreferReplica: 3,
+  /** `any`: the master and replicas alike. */
+  Any: 4,
+} as const;
+export type ReadPolicy = (typeof ReadPolicy)[keyof typeof ReadPolicy];
 
 /** One pool, with twemproxy 0.5.0's keys and defaults applied, plus this project's limits. */
 export interface PoolConf {
@@ -56,6 +80,14 @@ export interface PoolConf {
    * stops being read until the queue is half empty (>= 1).
    */
   readonly serverMaxQueueBytes: number;
+  /** Where reads go (`read_policy`): a ReadPolicy code. */
+  readonly readPolicy: ReadPolicy;
+  /** Bytes of replication offset a replica may trail its master by and still serve reads (>= 0). */
+  readonly replicaMaxLag: number;
+  /** A client that wrote to a shard reads it from the master until a replica has caught up. */
+  readonly readYourWrites: boolean;
+  /** Milliseconds between replica eligibility checks (INFO replication polls) (>= 1). */
+  readonly replicaCheckInterval: number;
   /** Shards in config order; the index is the server index used by distributions and vectors. */
   readonly shards: readonly ShardConf[];
 }

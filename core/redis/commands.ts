@@ -35,6 +35,13 @@ export interface CommandSpec {
   keyStep?: number;
   /** EVAL-like: argv[2] is numkeys; the routing key argv[3] exists only when numkeys > 0. */
   eval?: boolean;
+  /**
+   * True when Redis flags the command `readonly` in COMMAND INFO: a read a replica may serve.
+   * Everything else is a write, including EVAL/EVALSHA/FCALL (their `_ro` forms are reads),
+   * container commands whose top level Redis leaves unflagged (OBJECT, XINFO), and any
+   * command missing from the table (see isReadOnly).
+   */
+  readonly: boolean;
 }
 
 type Group = readonly (readonly [arity: number, names: string])[];
@@ -118,11 +125,27 @@ const UNSUPPORTED: Group = [
   [-7, "xreadgroup"],
 ];
 
+/**
+ * The commands Redis 7 flags `readonly` in COMMAND INFO (refused ones included, so the flag
+ * is true to Redis everywhere); a test compares this set with a live redis-server's flags.
+ */
+const READONLY = new Set(
+  `bitcount bitfield_ro bitpos dbsize dump eval_ro evalsha_ro exists expiretime fcall_ro geodist geohash geopos
+  georadius_ro georadiusbymember_ro geosearch get getbit getrange hexists hget hgetall hkeys hlen hmget hrandfield
+  hscan hstrlen hvals keys lcs lindex llen lolwut lpos lrange mget pexpiretime pfcount pttl randomkey scan scard
+  sdiff sinter sintercard sismember smembers smismember sort_ro srandmember sscan strlen substr sunion touch ttl
+  type xlen xpending xrange xread xrevrange zcard zcount zdiff zinter zintercard zlexcount zmscore zrandmember
+  zrange zrangebylex zrangebyscore zrank zrevrange zrevrangebylex zrevrangebyscore zrevrank zscan zscore zunion`
+    .split(/\s+/),
+);
+
 const TABLE: CommandSpec[] = [];
 
 function add(group: Group, kind: number, firstKey: number, extra?: Partial<CommandSpec>): void {
   for (const [arity, names] of group) {
-    for (const name of names.split(" ")) TABLE.push({ name, kind, arity, firstKey, ...extra });
+    for (const name of names.split(" ")) {
+      TABLE.push({ name, kind, arity, firstKey, ...extra, readonly: READONLY.has(name) });
+    }
   }
 }
 
@@ -138,6 +161,19 @@ add(UNSUPPORTED, Kind.Unsupported, 0);
 
 /** Every command in the table. */
 export const COMMANDS: readonly CommandSpec[] = TABLE;
+
+for (const name of READONLY) {
+  if (!TABLE.some((c) => c.name === name)) throw new Error("readonly command not in the table: " + name);
+}
+
+/**
+ * True when a replica may serve the command: its spec says readonly. An unknown command
+ * (no spec) is a write.
+ * @example isReadOnly(lookupCommand(bytes("GET"), 0, 3)) // true
+ */
+export function isReadOnly(spec: CommandSpec | undefined): boolean {
+  return spec !== undefined && spec.readonly;
+}
 
 function namesOf(pred: (c: CommandSpec) => boolean): readonly string[] {
   return TABLE.filter(pred).map((c) => c.name).sort();
