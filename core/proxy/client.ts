@@ -8,14 +8,16 @@ import type { Conn } from "../net.ts";
 import type { PoolConf } from "../conf/types.ts";
 import { Fifo } from "./fifo.ts";
 import { type Flushable, joinChunks } from "./flusher.ts";
-import { Req, type ReqOwner } from "./req.ts";
-import type { QueueWaiter } from "./server.ts";
+import { Req, type ReplyGuard, type ReqOwner } from "./req.ts";
+import type { QueueWaiter, Server } from "./server.ts";
+import type { Shard } from "./topology.ts";
+import { retryableFailure, setAside } from "./replication/retry.ts";
 import { CLOSE, NEED_MORE, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
 import type { ClientLimits } from "./limits.ts";
 
-export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter {
+export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter, ReplyGuard {
   dirty = false;
   readonly id: number;
   private readonly conn: Conn;
@@ -37,6 +39,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   /** Congested server connections this client sent to and waits on before reading more. */
   private blockers = 0;
   private inputEnded = false;
+  /** read_your_writes: per shard written to, the replica-check round its replicas must have reached. */
+  private fences: Map<Shard, number> | null = null;
   private quitting = false;
   private closed = false;
 
@@ -87,8 +91,17 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   send(req: Req, route: Route | null): void {
     if (req.parent === null) this.enqueue(req);
     else this.home.stats.fragments++;
-    const node = route === null ? null : this.home.nodeFor(route, req);
+    const node = route === null ? null : this.home.nodeFor(route, req, this.fenceOf(route));
     if (node === null) return this.failNoServer(req);
+    if (route!.replicas.length > 0 && (req.read || this.pool.readYourWrites)) {
+      req.shard = route;
+      req.node = node;
+      req.guard = this;
+    }
+    this.dispatch(req, node);
+  }
+
+  private dispatch(req: Req, node: Server): void {
     if (req.read) node.reads++;
     else node.writes++;
     const conn = node.connFor(this.id);
@@ -96,6 +109,34 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     if (!conn.congested) return;
     this.blockers++;
     conn.wait(this);
+  }
+
+  // ---- ReplyGuard: requests to shards with replicas ----
+
+  /** A read that failed on a node not ready for it goes once to another node; a write sets this client's fence. */
+  beforeFinish(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
+    const shard = req.shard!;
+    if (!req.read) {
+      if (!transportFailed) this.fence(shard);
+      return false;
+    }
+    if (this.closed || req.retried || !retryableFailure(reply, transportFailed)) return false;
+    setAside(req.node!, reply, transportFailed);
+    const next = this.home.nodeFor(shard, req, this.fenceOf(shard));
+    if (next === null || next === req.node) return false;
+    req.retried = true;
+    req.node = next;
+    this.dispatch(req, next);
+    return true;
+  }
+
+  private fence(shard: Shard): void {
+    this.fences ??= new Map();
+    this.fences.set(shard, this.home.nextCheckRound);
+  }
+
+  private fenceOf(shard: Shard): number {
+    return this.fences?.get(shard) ?? 0;
   }
 
   // ---- QueueWaiter ----

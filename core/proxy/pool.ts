@@ -68,9 +68,14 @@ export class Pool {
   }
 
   /** The node of `shard` that serves `req` now: its master for writes, per read_policy for reads. */
-  nodeFor(shard: Shard, req: Req): Server | null {
+  nodeFor(shard: Shard, req: Req, fence: number): Server | null {
     if (!req.read || shard.replicas.length === 0) return shard.master;
-    return chooseReadNode(shard, this.conf.readPolicy, this.base.clock.now(), Math.random);
+    return chooseReadNode(shard, this.conf.readPolicy, { now: this.base.clock.now(), fence }, Math.random);
+  }
+
+  /** read_your_writes: a write answered now is on every replica that reports this replica-check round. */
+  get nextCheckRound(): number {
+    return this.monitor.round + 1;
   }
 
   /** Index (config order) of the server owning key buf[start, end), or -1 when none is live. */

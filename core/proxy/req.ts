@@ -4,9 +4,20 @@
  * owns fragments, each sent to one server and merged when the last one returns.
  */
 
+import type { Server } from "./server.ts";
+import type { Shard } from "./topology.ts";
+
 /** What receives a finished request: the client that sent it, or the server conn for its own preamble. */
 export interface ReqOwner {
   reqDone(req: Req): void;
+}
+
+/**
+ * Sees a reply before the request is finished, for requests sent to a shard with replicas
+ * (Req.shard set): may send the request again elsewhere (returns true: not finished yet).
+ */
+export interface ReplyGuard {
+  beforeFinish(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean;
 }
 
 /** Builds a parent's reply from its answered fragments. */
@@ -30,6 +41,12 @@ export class Req {
   command = "";
   /** A read (Redis flags the command readonly): a replica may serve it. */
   read = false;
+  /** Where it was sent, when its shard has replicas (else null: nothing to retry or fence). */
+  shard: Shard | null = null;
+  node: Server | null = null;
+  /** Reads are sent again at most once. */
+  retried = false;
+  guard: ReplyGuard | null = null;
   /** The proxy's own request (AUTH/SELECT preamble, replica probes): not a client's, not in the stats. */
   internal = false;
   /** When it was handed to a server connection (clock ms), for timeouts and latency. */
@@ -54,9 +71,10 @@ export class Req {
     this.bytes = bytes;
   }
 
-  /** Record the answer and tell whoever waits for it. */
-  finish(reply: Uint8Array | null): void {
+  /** Record the answer and tell whoever waits for it. `transportFailed`: the connection failed it. */
+  finish(reply: Uint8Array | null, transportFailed = false): void {
     if (this.done) return;
+    if (this.guard !== null && this.guard.beforeFinish(this, reply, transportFailed)) return;
     this.done = true;
     this.reply = this.filter !== null && reply !== null && !this.filter(reply) ? null : reply;
     const parent = this.parent;

@@ -79,6 +79,8 @@ export class Server implements Health {
   lagBytes = -1;
   /** Replicas: serving reads while the master is down, so possibly stale. */
   stale = false;
+  /** Replicas: the latest replica-check round whose master offset this replica has reached. */
+  syncedRound = 0;
   /** Moving average of reply latency in ms (0 until the first reply), for load-aware reads. */
   latencyMs = 0;
   /** Reads and writes this server was sent (client requests). */
@@ -410,7 +412,7 @@ export class ServerConn implements Flushable, ReqOwner {
         this.env.poolStats.forward_error++;
         this.unansweredBytes -= req.bytes.length;
       }
-      req.finish(reply);
+      req.finish(reply, true);
     }
     this.releaseWaiters();
     if (hadClientRequests || (err !== undefined && !byProxy)) this.countFailure();

@@ -5,6 +5,7 @@
  * it is planned as removed plus added (its address is still handed over, not re-bound).
  */
 import type { PoolConf, ServerConf } from "../conf/types.ts";
+import { readPolicyName } from "../conf/replicas.ts";
 import { formatAddr } from "../net.ts";
 import { PoolAction, type PoolChange } from "./types.ts";
 
@@ -69,8 +70,8 @@ export function describeChanges(old: PoolConf, conf: PoolConf): string[] {
   const out: string[] = [];
   for (const key of Object.keys(conf) as (keyof PoolConf)[]) {
     if (key === "shards" || key === "listen" || key === "listenText" || key === "name") continue;
-    const before = show(old[key]);
-    const after = show(conf[key]);
+    const before = key === "readPolicy" ? readPolicyName(old.readPolicy) : show(old[key]);
+    const after = key === "readPolicy" ? readPolicyName(conf.readPolicy) : show(conf[key]);
     if (before !== after) out.push(`${yamlKey(key)} ${key === "redisAuth" ? "changed" : `${before} -> ${after}`}`);
   }
   if (old.listenText !== conf.listenText) out.push(`listen ${old.listenText} -> ${conf.listenText}`);
@@ -78,16 +79,27 @@ export function describeChanges(old: PoolConf, conf: PoolConf): string[] {
   return out.concat(serverChanges(old, conf));
 }
 
-/** Servers added (+), removed (-) or moved in the list; "servers reordered" when only the order changed. */
+/**
+ * Servers added (+) or removed (-); "servers reordered" when only the order changed; then
+ * replicas added or removed, as "shard/host:port:weight".
+ */
 function serverChanges(old: PoolConf, conf: PoolConf): string[] {
   const before = old.shards.map((s) => serverText(s.primary));
   const after = conf.shards.map((s) => serverText(s.primary));
-  const out = [
-    ...after.filter((t) => !before.includes(t)).map((t) => `server + ${t}`),
-    ...before.filter((t) => !after.includes(t)).map((t) => `server - ${t}`),
-  ];
+  const out = added("server", before, after);
   if (out.length === 0 && before.join("\n") !== after.join("\n")) out.push("servers reordered");
-  return out;
+  return out.concat(added("replica", replicaTexts(old), replicaTexts(conf)));
+}
+
+function added(what: string, before: string[], after: string[]): string[] {
+  return [
+    ...after.filter((t) => !before.includes(t)).map((t) => `${what} + ${t}`),
+    ...before.filter((t) => !after.includes(t)).map((t) => `${what} - ${t}`),
+  ];
+}
+
+function replicaTexts(conf: PoolConf): string[] {
+  return conf.shards.flatMap((s) => s.replicas.map((r) => `${s.primary.id}/${formatAddr(r.addr)}:${r.weight}`));
 }
 
 function serverText(server: ServerConf): string {

@@ -9,13 +9,21 @@ import { ReadPolicy } from "../../conf/types.ts";
 import { ReadState, type Server } from "../server.ts";
 import type { Shard } from "../topology.ts";
 
-/** The node for a read of `shard` under `policy` at clock `now`; null when none may serve it. */
-export function chooseReadNode(shard: Shard, policy: ReadPolicy, now: number, random: () => number): Server | null {
+/** When a read is chosen: clock ms, and the replica-check round a replica must have caught up to (0 = any). */
+export interface ReadMoment {
+  readonly now: number;
+  readonly fence: number;
+}
+
+/** The node for a read of `shard` under `policy`; null when none may serve it. */
+export function chooseReadNode(shard: Shard, policy: ReadPolicy, at: ReadMoment, random: () => number): Server | null {
   const master = shard.master;
   if (policy === ReadPolicy.Master || shard.replicas.length === 0) return master;
-  const masterUp = isUp(master, now);
+  const masterUp = isUp(master, at.now);
   if (policy === ReadPolicy.PreferMaster && masterUp) return master;
-  const replicas = shard.replicas.filter((node) => mayRead(node, now));
+  // A client that wrote here reads from the master until a replica has caught up with it.
+  if (at.fence > 0 && masterUp && !shard.replicas.some((node) => node.syncedRound >= at.fence)) return master;
+  const replicas = shard.replicas.filter((node) => mayRead(node, at));
   if (policy === ReadPolicy.Any && masterUp) replicas.push(master);
   if (replicas.length > 0) return leastLoaded(replicas, random);
   if (policy === ReadPolicy.Replica) return null;
@@ -27,8 +35,8 @@ function isUp(node: Server, now: number): boolean {
   return node.ejectedUntil <= now && node.readState !== ReadState.Down;
 }
 
-function mayRead(node: Server, now: number): boolean {
-  return node.readState === ReadState.Eligible && node.ejectedUntil <= now;
+function mayRead(node: Server, at: ReadMoment): boolean {
+  return node.readState === ReadState.Eligible && node.ejectedUntil <= at.now && node.syncedRound >= at.fence;
 }
 
 function leastLoaded(nodes: readonly Server[], random: () => number): Server {

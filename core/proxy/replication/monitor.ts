@@ -15,6 +15,8 @@ const INFO = new TextEncoder().encode("*1\r\n$4\r\nINFO\r\n");
 
 /** What the last INFO of a node said; null fields were not in the reply. */
 interface NodeInfo {
+  /** The check round whose probe this answers. */
+  round: number;
   readonly ok: boolean;
   readonly isReplica: boolean;
   readonly offset: number | null;
@@ -23,10 +25,12 @@ interface NodeInfo {
   readonly loading: boolean;
 }
 
-const FAILED: NodeInfo = { ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false };
+const failed = (): NodeInfo => ({ round: 0, ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false });
 
 /** The monitor of one pool; `shards()` is read every round, so a reload needs no restart. */
 export class ReplicaMonitor {
+  /** Check rounds started so far; a round's probes are sent when it starts. */
+  round = 0;
   private readonly info = new Map<Server, NodeInfo>();
   private timer: unknown = null;
   private readonly shards: () => readonly Shard[];
@@ -42,7 +46,7 @@ export class ReplicaMonitor {
   /** Probe now, then every replica_check_interval ms. */
   start(): void {
     if (this.timer !== null) return;
-    this.round();
+    this.check();
   }
 
   stop(): void {
@@ -50,23 +54,26 @@ export class ReplicaMonitor {
     this.timer = null;
   }
 
-  private round(): void {
+  private check(): void {
+    const round = ++this.round;
     const seen = new Set<Server>();
     for (const shard of this.shards()) {
       if (shard.replicas.length === 0) continue;
       for (const node of [shard.master, ...shard.replicas]) {
         seen.add(node);
-        node.conns[0].probe(INFO, this.owner(shard, node));
+        node.conns[0].probe(INFO, this.owner(shard, node, round));
       }
     }
     for (const node of this.info.keys()) if (!seen.has(node)) this.info.delete(node);
-    this.timer = seen.size === 0 ? null : this.clock.setTimer(() => this.round(), this.conf().replicaCheckInterval);
+    this.timer = seen.size === 0 ? null : this.clock.setTimer(() => this.check(), this.conf().replicaCheckInterval);
   }
 
-  private owner(shard: Shard, node: Server): ReqOwner {
+  private owner(shard: Shard, node: Server, round: number): ReqOwner {
     return {
       reqDone: (req: Req) => {
-        this.info.set(node, parseInfo(req.reply));
+        const info = parseInfo(req.reply);
+        info.round = round;
+        this.info.set(node, info);
         this.judge(shard);
       },
     };
@@ -77,6 +84,7 @@ export class ReplicaMonitor {
     const master = this.info.get(shard.master);
     const now = this.clock.now();
     const masterDown = (master !== undefined && !master.ok) || shard.master.ejectedUntil > now;
+    if (master !== undefined) shard.master.readState = master.ok ? ReadState.Eligible : ReadState.Down;
     const maxLag = this.conf().replicaMaxLag;
     for (const replica of shard.replicas) {
       const info = this.info.get(replica);
@@ -85,6 +93,10 @@ export class ReplicaMonitor {
       replica.lagBytes = info.offset !== null && master?.offset != null ? Math.max(0, master.offset - info.offset) : -1;
       replica.readState = readState(info, masterDown, replica.lagBytes, maxLag);
       replica.stale = masterDown && replica.readState === ReadState.Eligible;
+      // Everything the master had when probed in that round is on this replica now (read_your_writes).
+      if (master?.offset != null && info.offset !== null && info.offset >= master.offset) {
+        replica.syncedRound = Math.max(replica.syncedRound, master.round);
+      }
     }
   }
 }
@@ -101,7 +113,7 @@ function readState(info: NodeInfo, masterDown: boolean, lag: number, maxLag: num
 
 /** The fields of an INFO bulk reply the monitor reads; an error or no reply is a failed node. */
 export function parseInfo(reply: Uint8Array | null): NodeInfo {
-  if (reply === null || reply[0] !== 0x24) return FAILED;
+  if (reply === null || reply[0] !== 0x24) return failed();
   const fields = new Map<string, string>();
   for (const line of new TextDecoder().decode(reply).split("\r\n")) {
     const colon = line.indexOf(":");
@@ -110,6 +122,7 @@ export function parseInfo(reply: Uint8Array | null): NodeInfo {
   const isReplica = fields.get("role") === "slave";
   const offset = Number(fields.get(isReplica ? "slave_repl_offset" : "master_repl_offset"));
   return {
+    round: 0,
     ok: true,
     isReplica,
     offset: Number.isFinite(offset) ? offset : null,
