@@ -54,6 +54,9 @@ describe("replicas: read/write splitting with real replication", () => {
     replicas = await Promise.all([0, 1].map(() => replicaOf(master.port)));
     // A replica of a master that does not exist: its link stays down, it must get no reads.
     broken = await replicaOf(await freePort());
+    const linked = async () => (await Promise.all(replicas.map((r) => redisCli(r.port, "INFO", "replication"))))
+      .every((text) => text.includes("master_link_status:up"));
+    assert.ok(await waitFor(linked, 20000, 100), "the replicas finished their first sync");
   });
   after(async () => {
     await tp?.close();
@@ -66,7 +69,7 @@ describe("replicas: read/write splitting with real replication", () => {
     const lines = [...replicas, broken].map((r) => `127.0.0.1:${r.port}:1`);
     tp = await startTestProxy(poolYaml(master.port, lines, policy));
     const ready = () => tp!.proxy.pools[0].servers.filter((s) => s.readState === 0).length === 3; // master + 2 replicas
-    assert.ok(await waitFor(ready, 5000), "both real replicas become eligible; the broken one does not");
+    assert.ok(await waitFor(ready, 10000), "both real replicas become eligible; the broken one does not");
     return tp;
   }
 
