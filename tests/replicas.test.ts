@@ -14,9 +14,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-/** A full sync writes an RDB file: keep it in a temporary directory, not the working tree. */
+/** A full sync writes an RDB file: each server keeps its own in a temporary directory, not the working tree. */
 const DIR = mkdtempSync(path.join(tmpdir(), "replicas-"));
-const IN_DIR = ["--dir", DIR];
+let dirs = 0;
+const ownDir = () => ["--dir", mkdtempSync(path.join(DIR, `s${dirs++}-`))];
 
 /** `calls` of one command in a server's INFO commandstats (0 when never called). */
 async function calls(port: number, command: string): Promise<number> {
@@ -49,8 +50,8 @@ describe("replicas: read/write splitting with real replication", () => {
   let broken: ServerProcess;
   let tp: TestProxy | undefined;
   before(async () => {
-    master = await startRedis({ args: IN_DIR });
-    const replicaOf = (port: number) => startRedis({ args: [...IN_DIR, "--replicaof", "127.0.0.1", String(port)] });
+    master = await startRedis({ args: ownDir() });
+    const replicaOf = (port: number) => startRedis({ args: [...ownDir(), "--replicaof", "127.0.0.1", String(port)] });
     replicas = await Promise.all([0, 1].map(() => replicaOf(master.port)));
     // A replica of a master that does not exist: its link stays down, it must get no reads.
     broken = await replicaOf(await freePort());
