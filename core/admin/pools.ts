@@ -1,7 +1,9 @@
 /**
  * /pools: each pool's loaded configuration under nutcracker.yml's key names, and each
  * server's state right now (up or ejected, since when, when it is retried, how many
- * connections are open). redis_auth is never shown, only whether it is set.
+ * connections are open) and its place in its shard (role, whether it may serve reads and
+ * why not, lag, latency, load, reads and writes). redis_auth is never shown, only whether
+ * it is set.
  *
  * The reload status (generation, last_reload_at, last_reload_error) is repeated in every
  * pool's entry rather than put under a reserved top-level key: /pools has always been a
@@ -9,9 +11,12 @@
  * reserve is a legal pool name. GET /reload serves the same status on its own.
  */
 import { formatAddr } from "../net.ts";
+import type { PoolConf } from "../conf/types.ts";
+import { readPolicyName } from "../conf/replicas.ts";
 import type { Proxy } from "../proxy/mod.ts";
 import type { Server } from "../proxy/server.ts";
 import type { ReloadStatus } from "../reload/types.ts";
+import { eligibility, lagOf, ROLE_NAMES, shardOf } from "../stats/nodes.ts";
 import { reloadFields } from "./reload.ts";
 
 /** One server's entry in /pools. */
@@ -30,6 +35,24 @@ export interface ServerState {
   readonly connections: number;
   /** Consecutive transport failures counted toward server_failure_limit. */
   readonly failures: number;
+  readonly role: "master" | "replica";
+  /** The shard's id: its master's name (or host:port). */
+  readonly shard: string;
+  /** May serve reads now (a master: unless ejected or down). */
+  readonly eligible: boolean;
+  /** Why not eligible ("ejected", "unchecked", "down", "loading", "link_down", "lagging", "not_replica"); null when eligible. */
+  readonly reason: string | null;
+  /** A replica serving reads while its master is down: its data may be behind. */
+  readonly stale: boolean;
+  /** Replication bytes behind the master at the last check; null for a master or when unknown. */
+  readonly lag_bytes: number | null;
+  /** Moving average of reply latency in ms, to 3 decimals (0 before the first reply). */
+  readonly latency_ms: number;
+  /** Client requests sent and not yet answered. */
+  readonly outstanding: number;
+  /** Client reads and writes sent to this server. */
+  readonly reads: number;
+  readonly writes: number;
 }
 
 const REDACTED = "<redacted>";
@@ -58,6 +81,7 @@ export function describePools(proxy: Proxy, now: number, reload: ReloadStatus): 
       server_connections: conf.serverConnections,
       server_retry_timeout: conf.serverRetryTimeout,
       server_failure_limit: conf.serverFailureLimit,
+      ...replicaKeys(listening.pool.conf),
       ...status,
       servers: listening.pool.servers.map((server) => serverState(server, now)),
     };
@@ -65,10 +89,22 @@ export function describePools(proxy: Proxy, now: number, reload: ReloadStatus): 
   return out;
 }
 
+/** The replica keys of a redis pool (memcached pools refuse them, so show none). */
+function replicaKeys(conf: PoolConf): Record<string, unknown> {
+  if (!conf.redis) return {};
+  return {
+    read_policy: readPolicyName(conf.readPolicy),
+    replica_max_lag: conf.replicaMaxLag,
+    read_your_writes: conf.readYourWrites,
+    replica_check_interval: conf.replicaCheckInterval,
+  };
+}
+
 /** A server's state at clock time `now`. */
 export function serverState(server: Server, now: number): ServerState {
   const ejected = server.ejectedUntil > now;
   const since = server.stats.server_ejected_at;
+  const { eligible, reason } = eligibility(server, now);
   return {
     server: server.conf.text,
     name: server.conf.id,
@@ -79,5 +115,15 @@ export function serverState(server: Server, now: number): ServerState {
     retry_at: ejected ? new Date(server.ejectedUntil).toISOString() : null,
     connections: server.stats.server_connections,
     failures: server.failures,
+    role: ROLE_NAMES[server.role],
+    shard: shardOf(server),
+    eligible,
+    reason,
+    stale: server.stale,
+    lag_bytes: lagOf(server),
+    latency_ms: Math.round(server.latencyMs * 1000) / 1000,
+    outstanding: server.outstanding,
+    reads: server.reads,
+    writes: server.writes,
   };
 }

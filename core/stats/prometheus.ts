@@ -2,14 +2,16 @@
  * Prometheus text exposition (format 0.0.4) of the live counters and the request
  * histograms. Names come from the twemproxy field tables: `nutcracker_<field>`, with
  * `_total` on counters and `_seconds` on timestamps; HELP text is the `-D` description.
+ * Each node's role, read eligibility, replication lag and read/write counts follow.
  */
 import type { Pool } from "../proxy/pool.ts";
-import type { Server } from "../proxy/server.ts";
+import { Role, type Server } from "../proxy/server.ts";
 import type { ReloadStatus } from "../reload/types.ts";
 import type { Histogram } from "./histogram.ts";
 import type { CommandSeries, Metrics } from "./metrics.ts";
 import { POOL_STAT_FIELDS, SERVER_STAT_FIELDS, type StatField } from "./fields.ts";
 import { connectionTotals, serversInStatsOrder } from "./snapshot.ts";
+import { eligibility, lagOf, ROLE_NAMES, shardOf } from "./nodes.ts";
 
 /** The Content-Type of the exposition. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -107,6 +109,7 @@ export function renderPrometheus(input: PrometheusInput): string {
   writePoolFamilies(out, pools);
   const ordered = pools.map((pool) => ({ pool, servers: serversInStatsOrder(pool) }));
   writeServerFamilies(out, ordered, input.now);
+  writeNodeFamilies(out, ordered, input.now);
   writeHistograms(out, ordered, input.metrics);
   return out.text();
 }
@@ -158,6 +161,39 @@ function writeServerFamilies(out: Exposition, pools: readonly OrderedPool[], now
   each((labels, server) => out.sample("nutcracker_server_connections_opened_total", labels, server.stats.server_connections_opened));
   out.family("nutcracker_server_ejected", "gauge", "1 while the server is ejected from its pool, else 0");
   each((labels, server) => out.sample("nutcracker_server_ejected", labels, server.ejectedUntil > now ? 1 : 0));
+}
+
+/** Role, shard and read health of every node; lag and its limit where there are replicas. */
+function writeNodeFamilies(out: Exposition, pools: readonly OrderedPool[], now: number): void {
+  const each = (fn: (labels: Labels, server: Server) => void) => {
+    for (const { pool, servers } of pools) {
+      for (const server of servers) fn([["pool", pool.conf.name], ["shard", shardOf(server)], ["server", server.conf.id]], server);
+    }
+  };
+  out.family("nutcracker_node_role", "gauge", "constant 1, labelled with the node's shard and its role in it (master or replica)");
+  each((labels, server) => out.sample("nutcracker_node_role", [...labels, ["role", ROLE_NAMES[server.role]]], 1));
+  out.family("nutcracker_node_eligible", "gauge",
+    "1 while the node may serve reads (a replica: up, not ejected, loaded, linked and within replica_max_lag; a master: not ejected nor down), else 0");
+  each((labels, server) => out.sample("nutcracker_node_eligible", labels, eligibility(server, now).eligible ? 1 : 0));
+  out.family("nutcracker_replica_lag_bytes", "gauge", "bytes of replication offset the replica trailed its master by at the last check");
+  each((labels, server) => {
+    const lag = lagOf(server);
+    if (lag !== null) out.sample("nutcracker_replica_lag_bytes", labels, lag);
+  });
+  out.family("nutcracker_replica_max_lag_bytes", "gauge", "replica_max_lag: the lag in bytes above which a replica serves no reads");
+  for (const { pool, servers } of pools) {
+    if (servers.some((server) => server.role === Role.Replica)) {
+      out.sample("nutcracker_replica_max_lag_bytes", [["pool", pool.conf.name]], pool.conf.replicaMaxLag);
+    }
+  }
+  out.family("nutcracker_node_requests_total", "counter", "client requests sent to the node, by kind: read (a readonly command) or write");
+  for (const { pool, servers } of pools) {
+    for (const server of servers) {
+      const labels: Labels = [["pool", pool.conf.name], ["server", server.conf.id]];
+      out.sample("nutcracker_node_requests_total", [...labels, ["kind", "read"]], server.reads);
+      out.sample("nutcracker_node_requests_total", [...labels, ["kind", "write"]], server.writes);
+    }
+  }
 }
 
 function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {
