@@ -103,6 +103,7 @@ const LINES: Record<number, Uint8Array[]> = {
   [McCmd.Incr]: ["NOT_FOUND\r"].map(ascii),
   [McCmd.Decr]: ["NOT_FOUND\r"].map(ascii),
   [McCmd.Version]: ["VERSION "].map(ascii),
+  [McCmd.FlushAll]: ["OK\r"].map(ascii),
 };
 const META_LINES: Record<number, readonly string[]> = {
   [McCmd.Mg]: ["HD", "EN", "OK"],

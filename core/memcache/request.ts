@@ -23,6 +23,8 @@ export const McCmd = {
   Get: 1, Gets: 2, Set: 3, Add: 4, Replace: 5, Append: 6, Prepend: 7, Cas: 8, Delete: 9,
   Incr: 10, Decr: 11, Touch: 12, Gat: 13, Gats: 14, Version: 15, Quit: 16,
   Mg: 17, Ms: 18, Md: 19, Ma: 20, Mn: 21, Me: 22, Unsupported: 23,
+  /** Never parsed from a client (flush_all is refused): the proxy's own flush of a memcached copy. */
+  FlushAll: 24,
 } as const;
 
 /** Longest key memcached accepts. */

@@ -11,7 +11,7 @@ import { type Flushable, joinChunks } from "./flusher.ts";
 import { Req, type ReplyGuard, type ReqOwner } from "./req.ts";
 import type { QueueWaiter, Server } from "./server.ts";
 import type { Shard } from "./topology.ts";
-import { retryableFailure, setAside } from "./replication/retry.ts";
+import { sendCopies } from "./replication/copies.ts";
 import { CLOSE, NEED_MORE, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
@@ -93,12 +93,14 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     else this.home.stats.fragments++;
     const node = route === null ? null : this.home.nodeFor(route, req, this.fenceOf(route));
     if (node === null) return this.failNoServer(req);
-    if (route!.replicas.length > 0 && (req.read || this.pool.readYourWrites)) {
+    const replicated = route!.replicas.length > 0;
+    if (replicated && (req.read || this.pool.readYourWrites)) {
       req.shard = route;
       req.node = node;
       req.guard = this;
     }
     this.dispatch(req, node);
+    if (replicated && req.copy !== null) sendCopies(req, route!);
   }
 
   private dispatch(req: Req, node: Server): void {
@@ -120,9 +122,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       if (!transportFailed) this.fence(shard);
       return false;
     }
-    if (this.closed || req.retried || !retryableFailure(reply, transportFailed)) return false;
-    setAside(req.node!, reply, transportFailed);
-    const next = this.home.nodeFor(shard, req, this.fenceOf(shard));
+    if (this.closed || req.retried || !this.home.mayRetry(req, reply, transportFailed)) return false;
+    const next = this.home.retryNode(shard, req, this.fenceOf(shard));
     if (next === null || next === req.node) return false;
     req.retried = true;
     req.node = next;

@@ -10,6 +10,7 @@ import { decodeBase64Key, MC_MAX_KEY, McCmd, McError, McRequest, NEED_MORE as PA
 import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
 import { CLOSE, NEED_MORE, type Protocol, type ReplyScanner, type Session, type SessionHost } from "./protocol.ts";
 import { fragmentMultiGet } from "./memcache_frag.ts";
+import type { Req } from "./req.ts";
 
 const encoder = new TextEncoder();
 const MN = encoder.encode("MN\r\n");
@@ -22,6 +23,13 @@ const QUIET = 0x100;
 type Handler = (session: McSession, buf: Uint8Array, pos: number, end: number, host: SessionHost) => void;
 
 const MULTI_GET = new Set<number>([McCmd.Get, McCmd.Gets, McCmd.Gat, McCmd.Gats]);
+/** Reads a copy may serve: values without CAS (CAS values differ per server). */
+const COPY_READS = new Set<number>([McCmd.Get, McCmd.Gat]);
+/** Changes every copy of a shard gets, the client seeing the master's reply. */
+const COPY_WRITES = new Set<number>([
+  McCmd.Set, McCmd.Add, McCmd.Replace, McCmd.Append, McCmd.Prepend, McCmd.Delete, McCmd.Touch,
+  McCmd.Incr, McCmd.Decr, McCmd.Ms, McCmd.Md, McCmd.Ma,
+]);
 const META = new Set<number>([McCmd.Mg, McCmd.Ms, McCmd.Md, McCmd.Ma, McCmd.Me]);
 
 class McSession implements Session {
@@ -67,6 +75,7 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
   const bytes = parsed.noreply ? stripSpan(buf, pos, end, parsed.noreplyStart, parsed.noreplyEnd) : buf.subarray(pos, end);
   const req = host.newReq(bytes, end - pos);
   req.kind = parsed.cmd;
+  markForCopies(req, parsed, buf);
   if (parsed.noreply) req.filter = DROP;
   else if (parsed.quiet && parsed.cmd !== McCmd.Me) {
     req.kind = parsed.cmd | QUIET;
@@ -82,6 +91,31 @@ function forwardByKey(session: McSession, buf: Uint8Array, pos: number, end: num
     keyEnd = keyBuf.length;
   }
   host.send(req, host.route(keyBuf, keyStart, keyEnd));
+}
+
+/** Say how the request treats a shard's copies (only pools with replicas look at it). */
+function markForCopies(req: Req, parsed: McRequest, buf: Uint8Array): void {
+  req.read = COPY_READS.has(parsed.cmd);
+  if (COPY_WRITES.has(parsed.cmd)) {
+    req.copy = req.bytes;
+    req.copyKind = parsed.cmd;
+  } else if (parsed.cmd === McCmd.Cas) {
+    req.copy = concatBytes([DELETE, buf.subarray(parsed.keyStart[0], parsed.keyEnd[0]), CRLF]);
+    req.copyKind = McCmd.Delete;
+  }
+}
+
+const DELETE = encoder.encode("delete ");
+const CRLF = encoder.encode("\r\n");
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");

@@ -3,7 +3,7 @@
  * key order with a single END, as twemproxy does. A failed fragment fails the whole
  * request with that fragment's error.
  */
-import type { McRequest } from "../memcache/request.ts";
+import { McCmd, type McRequest } from "../memcache/request.ts";
 import { encodeFragment } from "../memcache/encode.ts";
 import { isErrorReply, splitValues } from "../memcache/reply.ts";
 import type { Req } from "./req.ts";
@@ -31,6 +31,7 @@ export function fragmentMultiGet(parsed: McRequest, buf: Uint8Array, clientBytes
   for (const [route, group] of groups) {
     const frag = host.newReq(encodeFragment(buf, parsed, group), 0);
     frag.kind = parsed.cmd;
+    frag.read = parsed.cmd === McCmd.Get || parsed.cmd === McCmd.Gat;
     frag.parent = parent;
     frag.fragKeys = group;
     parent.frags.push(frag);

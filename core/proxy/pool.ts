@@ -10,6 +10,9 @@ import { PoolCounters } from "../stats/counters.ts";
 import { ReadState, Role, Server, type ServerEnv } from "./server.ts";
 import { ReplicaMonitor } from "./replication/monitor.ts";
 import { chooseReadNode } from "./replication/choose.ts";
+import { retryableFailure, setAside } from "./replication/retry.ts";
+import { CopyMonitor, copyMissed } from "./replication/copies.ts";
+import { ReadPolicy } from "../conf/types.ts";
 import { type Shard, Topology } from "./topology.ts";
 import type { ClientLimits } from "./limits.ts";
 import { limitsFor } from "./limits.ts";
@@ -29,18 +32,16 @@ export class Pool {
   private env: ServerEnv;
   private clientLimits: ClientLimits;
   private readonly base: PoolBase;
-  private readonly monitor: ReplicaMonitor;
+  private readonly monitor: ReplicaMonitor | CopyMonitor;
 
   constructor(conf: PoolConf, base: PoolBase) {
     this.base = base;
     this.clientLimits = limitsFor(conf, base.limitOverrides);
     this.env = this.makeEnv(conf);
     this.topology = this.buildTopology(conf, new Map());
-    if (!conf.redis && conf.shards.some((shard) => shard.replicas.length > 0)) {
-      base.log.warn(`pool '${conf.name}': replicas of a memcached pool are not served yet; they are ignored`);
-    }
-    this.monitor = new ReplicaMonitor(() => this.topology.shards, () => this.conf, base.clock);
-    if (conf.redis) this.monitor.start();
+    const Monitor = conf.redis ? ReplicaMonitor : CopyMonitor;
+    this.monitor = new Monitor(() => this.topology.shards, () => this.conf, base.clock);
+    this.monitor.start();
   }
 
   /** The pool's config as last loaded. */
@@ -70,12 +71,29 @@ export class Pool {
   /** The node of `shard` that serves `req` now: its master for writes, per read_policy for reads. */
   nodeFor(shard: Shard, req: Req, fence: number): Server | null {
     if (!req.read || shard.replicas.length === 0) return shard.master;
-    return chooseReadNode(shard, this.conf.readPolicy, { now: this.base.clock.now(), fence }, Math.random);
+    // Memcached copies have one rule: any copy that is up to date, by load.
+    const policy = this.conf.redis ? this.conf.readPolicy : ReadPolicy.Any;
+    return chooseReadNode(shard, policy, { now: this.base.clock.now(), fence }, Math.random);
+  }
+
+  /** Whether a read's reply from its node is worth asking another node for; sets the node aside if so. */
+  mayRetry(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
+    const node = req.node!;
+    const retry = this.conf.redis
+      ? retryableFailure(reply, transportFailed)
+      : node.role === Role.Replica && (transportFailed || copyMissed(req, reply));
+    if (retry && (transportFailed || this.conf.redis)) setAside(node, reply, transportFailed);
+    return retry;
+  }
+
+  /** Where a read goes the second time: another node by policy (redis), the master (a copy's miss). */
+  retryNode(shard: Shard, req: Req, fence: number): Server | null {
+    return this.conf.redis ? this.nodeFor(shard, req, fence) : shard.master;
   }
 
   /** read_your_writes: a write answered now is on every replica that reports this replica-check round. */
   get nextCheckRound(): number {
-    return this.monitor.round + 1;
+    return this.monitor instanceof ReplicaMonitor ? this.monitor.round + 1 : 0;
   }
 
   /** Index (config order) of the server owning key buf[start, end), or -1 when none is live. */
@@ -95,7 +113,7 @@ export class Pool {
     this.topology = this.buildTopology(conf, kept);
     for (const gone of kept.values()) gone.retire();
     if (conf.preconnect) this.preconnect();
-    if (conf.redis) this.monitor.start();
+    this.monitor.start();
   }
 
   /** Servers from `kept` (taken out of it) where name and address match, new ones otherwise. */
@@ -113,8 +131,7 @@ export class Pool {
       return made;
     };
     const masters = conf.shards.map((shard) => take(shard.primary, Role.Master));
-    // Memcached copies (replicated writes) are not built yet: those replicas get no traffic.
-    const replicas = conf.shards.map((shard) => conf.redis ? replicaConfs(shard).map((r) => take(r, Role.Replica)) : []);
+    const replicas = conf.shards.map((shard) => replicaConfs(shard).map((r) => take(r, Role.Replica)));
     return new Topology(conf, masters, replicas, this.base.clock);
   }
 

@@ -44,6 +44,12 @@ export class Req {
   /** Where it was sent, when its shard has replicas (else null: nothing to retry or fence). */
   shard: Shard | null = null;
   node: Server | null = null;
+  /**
+   * Memcached copies: what each replica of the shard is sent besides the master (the same
+   * bytes for a write; a delete for a cas, whose value the copies cannot check), or null.
+   */
+  copy: Uint8Array | null = null;
+  copyKind = 0;
   /** Reads are sent again at most once. */
   retried = false;
   guard: ReplyGuard | null = null;

@@ -290,9 +290,9 @@ export class ServerConn implements Flushable, ReqOwner {
   }
 
   /** Send the proxy's own request; `owner` gets its reply (or the connection's error). */
-  probe(bytes: Uint8Array, owner: ReqOwner): void {
+  probe(bytes: Uint8Array, owner: ReqOwner, kind = 0): void {
     this.ensureConnected();
-    this.sendInternal(bytes, 0, owner);
+    this.sendInternal(bytes, kind, owner);
     if (this.timer === null) this.armTimer(this.env.timeout);
   }
 
