@@ -131,7 +131,9 @@ export class Pool {
       return made;
     };
     const masters = conf.shards.map((shard) => take(shard.primary, Role.Master));
-    const replicas = conf.shards.map((shard) => replicaConfs(shard).map((r) => take(r, Role.Replica)));
+    const replicas = conf.shards.map((shard) =>
+      replicaConfs(shard).map((r) => Object.assign(take(r, Role.Replica), { shardId: shard.primary.id }))
+    );
     return new Topology(conf, masters, replicas, this.base.clock);
   }
 

@@ -73,6 +73,8 @@ export class Server implements Health {
   conns: ServerConn[] = [];
   /** Master or replica of its shard (a Role code). */
   role: Role = Role.Master;
+  /** The id of the shard it serves (a master's own id). */
+  shardId: string;
   /** Replicas: whether reads may go here now, or why not (a ReadState code). Masters stay Eligible. */
   readState: ReadState = ReadState.Eligible;
   /** Replicas: bytes of replication offset behind the master at the last check (-1 = unknown). */
@@ -93,6 +95,7 @@ export class Server implements Health {
 
   constructor(conf: ServerConf, env: ServerEnv) {
     this.conf = conf;
+    this.shardId = conf.id;
     this.env = env;
     this.conns = this.makeConns();
   }
@@ -112,7 +115,7 @@ export class Server implements Health {
     for (const conn of retired) conn.retire();
   }
 
-  /** Client requests sent here and not yet answered, over all connections. */
+  /** Requests sent here and not yet answered (the proxy's own probes too), over all connections. */
   get outstanding(): number {
     let n = 0;
     for (const conn of this.conns) n += conn.outstanding;

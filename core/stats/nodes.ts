@@ -33,13 +33,11 @@ export interface Eligibility {
 }
 
 /**
- * The shard a server belongs to: a master is its own shard; a replica is named
- * "shard/host:port" and a replica's address never holds a "/" (no unix sockets).
+ * The shard a server belongs to (a master is its own shard).
  * @example shardOf(replica) // "shard1" for "shard1/127.0.0.1:7379"
  */
 export function shardOf(server: Server): string {
-  const id = server.conf.id;
-  return server.role === Role.Master ? id : id.slice(0, id.lastIndexOf("/"));
+  return server.shardId;
 }
 
 /**
