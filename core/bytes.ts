@@ -117,6 +117,19 @@ const utf8 = new TextEncoder();
  * const w = new ByteWriter();
  * w.ascii("*1"); w.crlf(); const bytes = w.finish();
  */
+/** The parts joined into one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 export class ByteWriter {
   buf: Uint8Array;
   len = 0;

@@ -6,6 +6,7 @@
  * followed by the proxy's own `mn`, whose MN marks where its possibly empty reply ends.
  */
 import type { PoolConf } from "../conf/types.ts";
+import { concatBytes } from "../bytes.ts";
 import { decodeBase64Key, MC_MAX_KEY, McCmd, McError, McRequest, NEED_MORE as PARSE_NEED_MORE, PARSE_ERROR, parseRequest } from "../memcache/request.ts";
 import { errorLine, isErrorReply, McReplyScanner, stripSpan } from "../memcache/reply.ts";
 import { CLOSE, NEED_MORE, type Protocol, type ReplyScanner, type Session, type SessionHost } from "./protocol.ts";
@@ -107,16 +108,6 @@ function markForCopies(req: Req, parsed: McRequest, buf: Uint8Array): void {
 
 const DELETE = encoder.encode("delete ");
 const CRLF = encoder.encode("\r\n");
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 const UNSUPPORTED = errorLine("SERVER_ERROR command not supported by the proxy");
 const BINARY_MAGIC = 0x80;

@@ -70,7 +70,9 @@ export class Pool {
 
   /** The node of `shard` that serves `req` now: its master for writes, per read_policy for reads. */
   nodeFor(shard: Shard, req: Req, fence: number): Server | null {
-    if (!req.read || shard.replicas.length === 0) return shard.master;
+    if (shard.replicas.length === 0) return shard.master;
+    // The shard keeps its place when its master is ejected; writes then fail fast.
+    if (!req.read) return shard.master.ejectedUntil > this.base.clock.now() ? null : shard.master;
     // Memcached copies have one rule: any copy that is up to date, by load.
     const policy = this.conf.redis ? this.conf.readPolicy : ReadPolicy.Any;
     return chooseReadNode(shard, policy, { now: this.base.clock.now(), fence }, Math.random);

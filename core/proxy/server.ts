@@ -4,6 +4,7 @@
  * fails everything still outstanding on that connection, so a late reply can never
  * reach the wrong request.
  */
+import { concatBytes } from "../bytes.ts";
 import { type Clock, closeError, CloseReason, closeReasonOf, type Conn, type Net } from "../net.ts";
 import type { ServerConf } from "../conf/types.ts";
 import { type PoolCounters, ServerCounters } from "../stats/counters.ts";
@@ -336,7 +337,7 @@ export class ServerConn implements Flushable, ReqOwner {
     const tail = chunk.subarray(pos, end);
     if (this.partial.length === 0) return tail;
     this.partial.push(tail);
-    const reply = concat(this.partial);
+    const reply = concatBytes(this.partial);
     this.partial = [];
     return reply;
   }
@@ -455,16 +456,4 @@ export class ServerConn implements Flushable, ReqOwner {
     if (left > 0) return this.armTimer(left);
     this.close(closeError(CloseReason.Timeout, "Connection timed out"));
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -5,13 +5,12 @@
  * missed changes, so it serves no reads until the proxy has flushed it (`flush_all`);
  * later writes refill it. The CopyMonitor flushes such copies every replica_check_interval.
  */
-import type { Clock } from "../../net.ts";
-import type { PoolConf } from "../../conf/types.ts";
 import { McCmd } from "../../memcache/request.ts";
 import { isErrorReply, splitValues } from "../../memcache/reply.ts";
 import { type ReplyGuard, Req, type ReqOwner } from "../req.ts";
 import { ReadState, type Server } from "../server.ts";
 import type { Shard } from "../topology.ts";
+import { PeriodicCheck } from "./periodic.ts";
 
 const FLUSH_ALL = new TextEncoder().encode("flush_all\r\n");
 const OK = new TextEncoder().encode("OK\r\n");
@@ -56,28 +55,8 @@ export function sendCopies(req: Req, shard: Shard): void {
 }
 
 /** Flushes copies that are new or missed writes, then lets them serve reads. */
-export class CopyMonitor {
-  private timer: unknown = null;
-  private readonly shards: () => readonly Shard[];
-  private readonly conf: () => PoolConf;
-  private readonly clock: Clock;
-
-  constructor(shards: () => readonly Shard[], conf: () => PoolConf, clock: Clock) {
-    this.shards = shards;
-    this.conf = conf;
-    this.clock = clock;
-  }
-
-  start(): void {
-    if (this.timer === null) this.check();
-  }
-
-  stop(): void {
-    if (this.timer !== null) this.clock.clearTimer(this.timer);
-    this.timer = null;
-  }
-
-  private check(): void {
+export class CopyMonitor extends PeriodicCheck {
+  protected check(): boolean {
     let replicas = 0;
     for (const shard of this.shards()) {
       for (const replica of shard.replicas) {
@@ -87,7 +66,7 @@ export class CopyMonitor {
         if (unflushed.has(replica)) replica.conns[0].probe(FLUSH_ALL, flushed(replica), McCmd.FlushAll);
       }
     }
-    this.timer = replicas === 0 ? null : this.clock.setTimer(() => this.check(), this.conf().replicaCheckInterval);
+    return replicas > 0;
   }
 }
 

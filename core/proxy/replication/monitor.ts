@@ -5,11 +5,10 @@
  * link to the master up, and at most replica_max_lag bytes behind. When the master itself
  * is down, its replicas keep serving (flagged stale): stale reads beat errors then.
  */
-import type { Clock } from "../../net.ts";
-import type { PoolConf } from "../../conf/types.ts";
 import type { Req, ReqOwner } from "../req.ts";
 import { ReadState, type Server } from "../server.ts";
 import type { Shard } from "../topology.ts";
+import { PeriodicCheck } from "./periodic.ts";
 
 const INFO = new TextEncoder().encode("*1\r\n$4\r\nINFO\r\n");
 
@@ -27,34 +26,13 @@ interface NodeInfo {
 
 const failed = (): NodeInfo => ({ round: 0, ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false });
 
-/** The monitor of one pool; `shards()` is read every round, so a reload needs no restart. */
-export class ReplicaMonitor {
+/** The checker of one redis pool's replicas. */
+export class ReplicaMonitor extends PeriodicCheck {
   /** Check rounds started so far; a round's probes are sent when it starts. */
   round = 0;
   private readonly info = new Map<Server, NodeInfo>();
-  private timer: unknown = null;
-  private readonly shards: () => readonly Shard[];
-  private readonly conf: () => PoolConf;
-  private readonly clock: Clock;
 
-  constructor(shards: () => readonly Shard[], conf: () => PoolConf, clock: Clock) {
-    this.shards = shards;
-    this.conf = conf;
-    this.clock = clock;
-  }
-
-  /** Probe now, then every replica_check_interval ms. */
-  start(): void {
-    if (this.timer !== null) return;
-    this.check();
-  }
-
-  stop(): void {
-    if (this.timer !== null) this.clock.clearTimer(this.timer);
-    this.timer = null;
-  }
-
-  private check(): void {
+  protected check(): boolean {
     const round = ++this.round;
     const seen = new Set<Server>();
     for (const shard of this.shards()) {
@@ -65,7 +43,7 @@ export class ReplicaMonitor {
       }
     }
     for (const node of this.info.keys()) if (!seen.has(node)) this.info.delete(node);
-    this.timer = seen.size === 0 ? null : this.clock.setTimer(() => this.check(), this.conf().replicaCheckInterval);
+    return seen.size > 0;
   }
 
   private owner(shard: Shard, node: Server, round: number): ReqOwner {
