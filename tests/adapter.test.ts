@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { END_TIMEOUT_MS } from "../adapters/common.ts";
 import { loadNet } from "../adapters/mod.ts";
-import type { Addr, Conn, Net } from "../core/net.ts";
+import { type Addr, CloseReason, closeReasonOf, type Conn, type Net } from "../core/net.ts";
 import {
   firstDifference,
   leaveStaleSocket,
@@ -261,6 +261,7 @@ describe("net adapter contract", () => {
     client.conn.destroy();
     const err = await assertClosedOnce(accepted[0]);
     assert.match(err?.message ?? "no error", /^(Broken pipe|Connection reset by peer)$/);
+    assert.equal(closeReasonOf(err), CloseReason.Reset, "the adapter sets the Reset code");
   });
 
   it("large writes made without waiting arrive complete and in order", { timeout: 30_000 }, async () => {
@@ -344,6 +345,7 @@ describe("net adapter contract", () => {
     const err = await assertClosedOnce(client);
     assert.ok(err, "onClose carries an error");
     assert.match(err.message, /^(Broken pipe|Connection reset by peer)$/);
+    assert.equal(closeReasonOf(err), CloseReason.Reset, "the adapter sets the Reset code");
   });
 
   it("destroy() closes once; a second destroy() or end() changes nothing", async () => {
@@ -387,6 +389,7 @@ describe("net adapter contract", () => {
     const err = await assertClosedOnce(client);
     assert.ok(err);
     assert.match(err.message, /Connection refused/);
+    assert.equal(closeReasonOf(err), CloseReason.Refused, "the adapter sets the Refused code");
     assert.equal(client.connects, 0);
   });
 
@@ -412,6 +415,7 @@ describe("net adapter contract", () => {
     const err = await assertClosedOnce(rec);
     assert.ok(elapsed >= 250, "the timer, not a refusal, closed it");
     assert.equal(err?.message, "Connection timed out");
+    assert.equal(closeReasonOf(err), CloseReason.Timeout, "the adapter sets the Timeout code");
     assert.equal(rec.connects, 0);
   });
 
