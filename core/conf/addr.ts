@@ -196,6 +196,15 @@ export function parseReplica(text: string): Parsed<ServerConf> {
 }
 
 /**
+ * A `sentinels:` entry: `host:port`; a trailing `:weight name`, as in server lines, is
+ * accepted and ignored, so a server list can be reused as it is.
+ */
+export function parseSentinel(text: string): Parsed<Addr> {
+  const parsed = parseReplica(text.trim().split(/\s+/)[0]);
+  return parsed.ok ? ok(parsed.value.addr) : fail(parsed.phrase.replaceAll(REPLICA_FORMAT, '"host:port"'));
+}
+
+/**
  * An address as a comparison key: equal keys are the same backend. The host compares
  * case-insensitively, as DNS does.
  */

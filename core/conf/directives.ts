@@ -6,7 +6,7 @@
  */
 import { HASHES } from "../hash/mod.ts";
 import { DISTRIBUTIONS } from "../dist/mod.ts";
-import { atoi, parseListen, parseReplica, parseServer } from "./addr.ts";
+import { atoi, parseListen, parseReplica, parseSentinel, parseServer } from "./addr.ts";
 import type { Parsed } from "./addr.ts";
 import { parseReadPolicy } from "./replicas.ts";
 import { ReadPolicy } from "./types.ts";
@@ -16,7 +16,7 @@ import { ReadPolicy } from "./types.ts";
  * of names to lists of scalars (only `replicas`); `parse` reads one scalar.
  */
 export interface Directive {
-  readonly shape: "scalar" | "list" | "map";
+  readonly shape: "scalar" | "list" | "map" | "addrs";
   readonly parse: (text: string) => Parsed<unknown>;
 }
 
@@ -101,6 +101,8 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   replica_max_lag: scalar(parseLimit(MAX_BYTES_LIMIT, true)),
   read_your_writes: scalar(parseBool),
   replica_check_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
+  sentinels: { shape: "addrs", parse: parseSentinel },
+  sentinel_auth: scalar(parseString),
 };
 
 /** Keys that mean something only in a redis pool: "is only valid for a redis pool" elsewhere. */
@@ -109,6 +111,8 @@ export const REDIS_ONLY: readonly string[] = [
   "replica_max_lag",
   "read_your_writes",
   "replica_check_interval",
+  "sentinels",
+  "sentinel_auth",
 ];
 
 /**
@@ -147,4 +151,6 @@ export const DEFAULTS = {
   read_your_writes: false,
   /** Milliseconds between replica eligibility checks. */
   replica_check_interval: 1000,
+  /** No Sentinels: the servers' addresses are fixed, as in twemproxy. */
+  sentinel_auth: null,
 } as const;

@@ -5,7 +5,7 @@
  * the servers, ...), then the pools against each other. Every error names file, line,
  * pool and key.
  */
-import { formatAddr } from "../net.ts";
+import { type Addr, formatAddr } from "../net.ts";
 import type { Conf, PoolConf, ReadPolicy, ServerConf } from "./types.ts";
 import { addrKey } from "./addr.ts";
 import type { ListenValue } from "./addr.ts";
@@ -32,6 +32,7 @@ interface PoolDraft {
   readonly settings: Map<string, Setting>;
   readonly servers: ServerEntry[];
   readonly replicas: ReplicaGroup[];
+  readonly sentinels: { readonly addr: Addr; readonly line: number }[];
 }
 
 /**
@@ -82,7 +83,7 @@ function readPools(root: YMap, report: Reporter): PoolDraft[] {
 }
 
 function readPool(name: string, nameKey: YScalar, body: YMap, report: Reporter): PoolDraft {
-  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [], replicas: [] };
+  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [], replicas: [], sentinels: [] };
   const seenLines = new Map<string, number>();
   for (const { key, value } of body.pairs) {
     const directive = Object.hasOwn(DIRECTIVES, key.value) ? DIRECTIVES[key.value] : undefined;
@@ -94,6 +95,7 @@ function readPool(name: string, nameKey: YScalar, body: YMap, report: Reporter):
     seenLines.set(key.value, key.line);
     if (directive.shape === "list") readServers(draft, key, value, report);
     else if (directive.shape === "map") draft.replicas.push(...readReplicas(name, key, value, report));
+    else if (directive.shape === "addrs") readSentinels(draft, key, value, report);
     else readScalar(draft, key, value, report);
   }
   return draft;
@@ -118,6 +120,26 @@ function readServers(draft: PoolDraft, key: YScalar, value: YNode, report: Repor
   }
 }
 
+function readSentinels(draft: PoolDraft, key: YScalar, value: YNode, report: Reporter): void {
+  if (value.kind !== "seq") throw report.key(draft.name, key.line, key.value, null, 'must be a list of "host:port" entries');
+  for (const item of value.items) {
+    if (item.kind !== "scalar") throw report.key(draft.name, item.line, key.value, null, "entry is not a valid string");
+    const parsed = DIRECTIVES.sentinels.parse(item.value);
+    if (!parsed.ok) throw report.key(draft.name, item.line, key.value, item.value, parsed.phrase);
+    draft.sentinels.push({ addr: parsed.value as Addr, line: item.line });
+  }
+}
+
+/** With Sentinels, a server's name is the Sentinel master name: every server needs one. */
+function checkSentinelNames(draft: PoolDraft, report: Reporter): void {
+  if (draft.sentinels.length === 0) return;
+  for (const { server, line } of draft.servers) {
+    if (server.name === null) {
+      throw report.key(draft.name, line, "servers", server.text, "has no name, but a pool with sentinels needs the Sentinel master name of every server");
+    }
+  }
+}
+
 /** The value of a directive, or twemproxy's default. */
 function setting<K extends keyof typeof DEFAULTS>(draft: PoolDraft, key: K): unknown {
   const found = draft.settings.get(key);
@@ -138,6 +160,7 @@ function checkPool(draft: PoolDraft, report: Reporter): PoolConf {
   }
   checkRedisOnly(draft, report);
   checkServersUnique(draft, report);
+  checkSentinelNames(draft, report);
   const replicas = checkReplicas(draft.name, draft.replicas, draft.servers, report);
   return buildPool(draft, listen.value as ListenValue, replicas);
 }
@@ -216,6 +239,8 @@ function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly Ser
     replicaMaxLag: setting(draft, "replica_max_lag") as number,
     readYourWrites: setting(draft, "read_your_writes") as boolean,
     replicaCheckInterval: setting(draft, "replica_check_interval") as number,
+    sentinels: draft.sentinels.map((s) => s.addr),
+    sentinelAuth: setting(draft, "sentinel_auth") as string | null,
     shards: draft.servers.map(({ server }, i) => ({ primary: server, replicas: replicas[i] })),
   };
 }

@@ -88,6 +88,10 @@ export interface PoolConf {
   readonly readYourWrites: boolean;
   /** Milliseconds between replica eligibility checks (INFO replication polls) (>= 1). */
   readonly replicaCheckInterval: number;
+  /** Sentinels that name each shard's master (the server's name is the master name); empty: none. */
+  readonly sentinels: readonly Addr[];
+  /** Password for Sentinels that require AUTH. */
+  readonly sentinelAuth: string | null;
   /** Shards in config order; the index is the server index used by distributions and vectors. */
   readonly shards: readonly ShardConf[];
 }

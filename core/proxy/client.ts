@@ -94,7 +94,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     const node = route === null ? null : this.home.nodeFor(route, req, this.fenceOf(route));
     if (node === null) return this.failNoServer(req);
     const replicated = route!.replicas.length > 0;
-    if (replicated && (req.read || this.pool.readYourWrites)) {
+    if ((replicated && (req.read || this.pool.readYourWrites)) || this.home.sentinel !== null) {
       req.shard = route;
       req.node = node;
       req.guard = this;
@@ -120,6 +120,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     const shard = req.shard!;
     if (!req.read) {
       if (!transportFailed) this.fence(shard);
+      this.home.masterRefused(shard, reply);
       return false;
     }
     if (this.closed || req.retried || !this.home.mayRetry(req, reply, transportFailed)) return false;

@@ -68,6 +68,8 @@ class RunningProxy implements Proxy {
 
   async start(conf: Conf): Promise<void> {
     this.pools = conf.pools.map((poolConf) => this.makePool(poolConf));
+    // With Sentinels, serve from where they say the masters are (bounded; else the file's addresses).
+    await Promise.all(this.pools.map((pool) => pool.settled()));
     const log = this.deps.log;
     const listeners = this.pools.map((pool) => new Listening(pool, pool.conf.listen, pool.conf.backlog, this.flusher, log));
     try {
@@ -100,6 +102,7 @@ class RunningProxy implements Proxy {
     this.pools = pools;
     this.listeners = listeners;
     this.forgetFinished();
+    await Promise.all(pools.map((pool) => pool.settled()));
     return plan.changes;
   }
 

@@ -18,6 +18,8 @@ import type { ClientLimits } from "./limits.ts";
 import { limitsFor } from "./limits.ts";
 import type { Req } from "./req.ts";
 import type { Protocol } from "./protocol.ts";
+import { type ShardPlacement, SentinelWatcher } from "../sentinel/watcher.ts";
+import { placeShards } from "../sentinel/placement.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -28,6 +30,12 @@ export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flu
 
 export class Pool {
   readonly stats = new PoolCounters();
+  /** Following Sentinel (a pool with `sentinels:`), else null. */
+  sentinel: SentinelWatcher | null = null;
+  private fileConf: PoolConf;
+  /** Where Sentinel put each shard (by name); applied over fileConf. */
+  private readonly placements = new Map<string, ShardPlacement>();
+  private firstResolve: Promise<void> = Promise.resolve();
   private topology: Topology;
   private env: ServerEnv;
   private clientLimits: ClientLimits;
@@ -36,17 +44,24 @@ export class Pool {
 
   constructor(conf: PoolConf, base: PoolBase) {
     this.base = base;
+    this.fileConf = conf;
     this.clientLimits = limitsFor(conf, base.limitOverrides);
     this.env = this.makeEnv(conf);
     this.topology = this.buildTopology(conf, new Map());
     const Monitor = conf.redis ? ReplicaMonitor : CopyMonitor;
     this.monitor = new Monitor(() => this.topology.shards, () => this.conf, base.clock);
     this.monitor.start();
+    this.followSentinels(conf);
   }
 
-  /** The pool's config as last loaded. */
+  /** The pool's config as last loaded from the file (Sentinel's addresses are in `servers`). */
   get conf(): PoolConf {
-    return this.topology.conf;
+    return this.fileConf;
+  }
+
+  /** Resolves once Sentinel was first asked about every shard (at once without Sentinels). */
+  settled(): Promise<void> {
+    return this.firstResolve;
   }
 
   /** Every server in stats order (config order). */
@@ -108,14 +123,48 @@ export class Pool {
    * @example pool.apply(newConf.pools[0])
    */
   apply(conf: PoolConf): void {
-    const old = this.topology;
+    this.fileConf = conf;
     this.clientLimits = limitsFor(conf, this.base.limitOverrides);
     this.env = this.makeEnv(conf);
-    const kept = new Map(old.servers.map((server) => [serverKey(server.conf), server]));
-    this.topology = this.buildTopology(conf, kept);
-    for (const gone of kept.values()) gone.retire();
+    this.rebuild();
     if (conf.preconnect) this.preconnect();
     this.monitor.start();
+    this.followSentinels(conf);
+  }
+
+  /** A write was refused with -READONLY: its master was demoted; with Sentinel, ask again now. */
+  masterRefused(shard: Shard, reply: Uint8Array | null): void {
+    if (this.sentinel !== null && reply !== null && startsWithReadonly(reply)) this.sentinel.demoted(shard.id);
+  }
+
+  /** A new topology from the file config and Sentinel's placements, keeping matching servers. */
+  private rebuild(): void {
+    const kept = new Map(this.topology.servers.map((server) => [serverKey(server.conf), server]));
+    this.topology = this.buildTopology(placeShards(this.fileConf, this.placements), kept);
+    for (const gone of kept.values()) gone.retire();
+    // Sentinel may have brought the first replicas: their checks start now.
+    this.monitor.start();
+  }
+
+  private followSentinels(conf: PoolConf): void {
+    if (conf.sentinels.length === 0) {
+      this.sentinel?.stop();
+      this.sentinel = null;
+      if (this.placements.size > 0) {
+        this.placements.clear();
+        this.rebuild();
+      }
+      return;
+    }
+    if (this.sentinel !== null) return void (this.firstResolve = this.sentinel.update(conf));
+    const { net, clock, log } = this.base;
+    this.sentinel = new SentinelWatcher(conf, { net, clock, log, place: (shard, placement) => this.place(shard, placement) });
+    this.firstResolve = this.sentinel.start();
+  }
+
+  private place(shard: string, placement: ShardPlacement): void {
+    this.placements.set(shard, placement);
+    this.rebuild();
   }
 
   /** Servers from `kept` (taken out of it) where name and address match, new ones otherwise. */
@@ -146,12 +195,14 @@ export class Pool {
   /** Close every server connection now (shutdown). */
   close(): void {
     this.monitor.stop();
+    this.sentinel?.stop();
     for (const server of this.servers) server.close();
   }
 
   /** Removed by a reload: close each server connection once it owes no replies. */
   retire(): void {
     this.monitor.stop();
+    this.sentinel?.stop();
     for (const server of this.servers) server.retire();
   }
 
@@ -184,6 +235,12 @@ export class Pool {
     this.base.log.log(4, `pool '${conf.name}': ejecting server ${server.conf.id} for ${conf.serverRetryTimeout} ms`);
     this.topology.rebuild();
   }
+}
+
+const READONLY = new TextEncoder().encode("-READONLY");
+
+function startsWithReadonly(reply: Uint8Array): boolean {
+  return reply.length >= READONLY.length && READONLY.every((byte, i) => reply[i] === byte);
 }
 
 /** A replica is named in stats and on its connections as "shard/host:port". */
