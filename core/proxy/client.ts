@@ -12,6 +12,7 @@ import { Req, type ReplyGuard, type ReqOwner } from "./req.ts";
 import type { QueueWaiter, Server } from "./server.ts";
 import type { Shard } from "./topology.ts";
 import { sendCopies } from "./replication/copies.ts";
+import { Fences } from "./replication/fences.ts";
 import { CLOSE, NEED_MORE, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
@@ -40,7 +41,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private blockers = 0;
   private inputEnded = false;
   /** read_your_writes: per shard written to, the replica-check round its replicas must have reached. */
-  private fences: Map<Shard, number> | null = null;
+  private fences: Fences | null = null;
   private quitting = false;
   private closed = false;
 
@@ -98,6 +99,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       req.shard = route;
       req.node = node;
       req.guard = this;
+      if (!req.read && this.pool.readYourWrites) (this.fences ??= new Fences()).sent(route!);
     }
     this.dispatch(req, node);
     if (replicated && req.copy !== null) sendCopies(req, route!);
@@ -119,7 +121,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   beforeFinish(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
     const shard = req.shard!;
     if (!req.read) {
-      if (!transportFailed) this.fence(shard);
+      this.fences?.answered(shard, this.home.nextCheckRound);
       this.home.masterRefused(shard, reply);
       return false;
     }
@@ -132,13 +134,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     return true;
   }
 
-  private fence(shard: Shard): void {
-    this.fences ??= new Map();
-    this.fences.set(shard, this.home.nextCheckRound);
-  }
-
   private fenceOf(shard: Shard): number {
-    return this.fences?.get(shard) ?? 0;
+    return this.fences?.of(shard) ?? 0;
   }
 
   // ---- QueueWaiter ----

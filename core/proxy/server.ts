@@ -61,7 +61,7 @@ export const ReadState = {
   LinkDown: 4,
   /** Further behind the master than replica_max_lag. */
   Lagging: 5,
-  /** It says it is not a replica (role:master): a failover or a misconfiguration. */
+  /** Not a replica of this shard's master (role:master, or it follows another master). */
   NotReplica: 6,
 } as const;
 export type ReadState = typeof ReadState[keyof typeof ReadState];

@@ -22,9 +22,13 @@ interface NodeInfo {
   readonly linkUp: boolean;
   readonly syncing: boolean;
   readonly loading: boolean;
+  /** The replication ID it has (a master) or follows (a replica): equal when one replicates the other. */
+  readonly replid: string | null;
 }
 
-const failed = (): NodeInfo => ({ round: 0, ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false });
+const failed = (): NodeInfo => ({
+  round: 0, ok: false, isReplica: false, offset: null, linkUp: false, syncing: false, loading: false, replid: null,
+});
 
 /** The checker of one redis pool's replicas. */
 export class ReplicaMonitor extends PeriodicCheck {
@@ -69,7 +73,10 @@ export class ReplicaMonitor extends PeriodicCheck {
       replica.stale = false;
       if (info === undefined) continue;
       replica.lagBytes = info.offset !== null && master?.offset != null ? Math.max(0, master.offset - info.offset) : -1;
-      replica.readState = readState(info, masterDown, replica.lagBytes, maxLag);
+      const state = readState(info, masterDown, replica.lagBytes, maxLag);
+      // A replica whose link is up but that follows another master's stream is not this shard's.
+      const follows = masterDown || master?.replid == null || info.replid === master.replid;
+      replica.readState = state === ReadState.Eligible && !follows ? ReadState.NotReplica : state;
       replica.stale = masterDown && replica.readState === ReadState.Eligible;
       // Everything the master had when probed in that round is on this replica now (read_your_writes).
       if (master?.offset != null && info.offset !== null && info.offset >= master.offset) {
@@ -107,5 +114,6 @@ export function parseInfo(reply: Uint8Array | null): NodeInfo {
     linkUp: fields.get("master_link_status") === "up",
     syncing: fields.get("master_sync_in_progress") === "1",
     loading: fields.get("loading") === "1",
+    replid: fields.get("master_replid") ?? null,
   };
 }
