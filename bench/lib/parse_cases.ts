@@ -142,6 +142,7 @@ export function sessionBatch(c: Case, conf: PoolConf, pool: Pool): Batch {
     pool: conf,
     replyLocal: (bytes) => new Req(null, bytes ?? empty),
     route: (buf, start, end) => pool.route(buf, start, end),
+    shards: () => pool.shards,
     send: (req) => keep(req),
     enqueue: (req) => keep(req),
     closeAfterReplies: () => {},

@@ -89,6 +89,10 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     return this.home.route(buf, start, end);
   }
 
+  shards(): readonly Route[] {
+    return this.home.shards;
+  }
+
   send(req: Req, route: Route | null): void {
     if (req.parent === null) this.enqueue(req);
     else this.home.stats.fragments++;

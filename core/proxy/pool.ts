@@ -64,6 +64,11 @@ export class Pool {
     return this.firstResolve;
   }
 
+  /** Every shard in config order. */
+  get shards(): readonly Shard[] {
+    return this.topology.shards;
+  }
+
   /** Every server in stats order (config order). */
   get servers(): readonly Server[] {
     return this.topology.servers;

@@ -30,6 +30,8 @@ export interface SessionHost {
    * takes its place in the client's reply order; a fragment (req.parent set) does not.
    */
   send(req: Req, route: Route | null): void;
+  /** Every shard of the pool's topology now, in config order (fan-out commands: SCAN, DBSIZE...). */
+  shards(): readonly Route[];
   /** Put a request in the client's reply order without sending it (a fragmented parent). */
   enqueue(req: Req): void;
   /** Close the client once every queued reply has been written (QUIT). */
