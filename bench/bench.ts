@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Redis (redis-benchmark) and memcached (memcslap) throughput directly
  * and through the proxy on Node, Deno and Bun, in interleaved rounds, with the proxy's
- * CPU per request and peak RSS from /proc, then RSS with many idle client connections.
+ * CPU per request and peak RSS from /proc, then RSS with many idle client connections,
+ * then the replicas scenario (lib/replicas.ts: read_policy master vs prefer_replica).
  * Prints markdown (machine and date on top) for the README. Flags: see USAGE.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,6 +16,7 @@ import {
 import { type McTest, type RedisTest, REDIS_BENCH_ARGS, runMemcslap, runRedisBenchmark, type Sample } from "./lib/tools.ts";
 import { checkMemcache, checkRedis, type IdleResult, idleRss } from "./lib/idle.ts";
 import { idleTable, machineHeader, type Series, testTable, warnings } from "./lib/report.ts";
+import { replicasSection } from "./lib/replicas.ts";
 
 const USAGE = `npm run bench -- [flags]
   --rounds N            interleaved rounds (default 3)
@@ -25,7 +27,9 @@ const USAGE = `npm run bench -- [flags]
   --mc-target HOST:PORT memcached listen address of the same external proxy
   --redis-ports A,B     fixed ports for the two redis-servers (to point an external proxy at them)
   --memcached-ports A,B fixed ports for the two memcached servers
-  --sections LIST       redis,memcache,idle (default all); --memcache = memcache only
+  --sections LIST       redis,memcache,idle,replicas (default all); --memcache = memcache only;
+                        replicas = 2 shards x (master + replicas), read_policy master vs prefer_replica
+  --replicas-per-shard N  replicas section: replicas per shard (default 2)
   --mc-threads N        memcslap -c (default 10)   --mc-ops N  memcslap -e per thread (default 10000)
   --idle N              idle client connections (default 10000, capped by the fd limits)
   --out FILE            also write the markdown there`;
@@ -43,6 +47,7 @@ interface Options {
   mcThreads: number;
   mcOps: number;
   idle: number;
+  replicasPerShard: number;
   out?: string;
 }
 
@@ -50,7 +55,7 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     rounds: 3, requests: 100000, requestsP16: 0, only: [...RUNTIMES], targets: [], redisPorts: [], mcPorts: [],
-    sections: new Set(["redis", "memcache", "idle"]), mcThreads: 10, mcOps: 10000, idle: 10000,
+    sections: new Set(["redis", "memcache", "idle", "replicas"]), mcThreads: 10, mcOps: 10000, idle: 10000, replicasPerShard: 2,
   };
   let onlyGiven = false;
   const num = (v: string, flag: string) => {
@@ -78,6 +83,7 @@ function parseOptions(argv: string[]): Options {
     "--mc-threads": (v, f) => (o.mcThreads = num(v, f)),
     "--mc-ops": (v, f) => (o.mcOps = num(v, f)),
     "--idle": (v, f) => (o.idle = num(v, f)),
+    "--replicas-per-shard": (v, f) => (o.replicasPerShard = num(v, f)),
     "--out": (v) => (o.out = v),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -189,19 +195,20 @@ async function main(): Promise<void> {
       }
       return list;
     };
-    let proxies = await startAll();
+    const wantBase = wantRedis || wantMc;
+    let proxies = wantBase ? await startAll() : [];
     const external = o.targets.map((t, i) => externalTarget(t, i === 0 ? o.mcTarget : undefined));
     for (const t of external) log(`${t.name}: measured pid ${t.pids[0] ?? "unknown (CPU/RSS n/a)"}`);
 
-    out.push(machineHeader([
-      ...(await versions()),
+    const baseNotes = [
       `Load: redis-benchmark ${REDIS_BENCH_ARGS.join(" ")}, -n ${o.requests} (-P 1, MSET) / ${o.requestsP16} (-P 16); ` +
         `memcslap -c ${o.mcThreads} -e ${o.mcOps}; ${o.rounds} interleaved rounds`,
       `CPU µs/req and CPU % = utime+stime of the measured process (/proc, CLK_TCK ${hz}) over the run; ` +
         `for the direct rows it is the server's own CPU. Peak RSS = VmHWM so far. Ratio = median / direct median.`,
       "Proxies: the CLI (mod.ts) on each runtime, one redis pool (fnv1a_64, ketama) over 2 redis-servers " +
         "(and a memcached pool over 2 memcached); direct Redis is one redis-server.",
-    ]), "");
+    ];
+    out.push(machineHeader([...(await versions()), ...(wantBase ? baseNotes : [])]), "");
 
     if (o.sections.has("redis")) {
       const direct: Target = { name: "redis (direct)", host: "127.0.0.1", port: redis[0].port, pids: [redis[0].pid] };
@@ -252,6 +259,14 @@ async function main(): Promise<void> {
         idle.push(await idleRss(t, count));
       }
       out.push("### Idle client connections (RSS of the proxy process)", "", `${note}.`, "", idleTable(idle), "");
+    }
+    if (o.sections.has("replicas")) {
+      // After the other sections' proxies are gone, so they cost no CPU here.
+      for (const p of proxies) await stopProxy(p);
+      proxies = [];
+      out.push(...await replicasSection({
+        runtimes: o.only, replicasPerShard: o.replicasPerShard, rounds: o.rounds, requests: o.requests, requestsP16: o.requestsP16, hz, dir, log,
+      }));
     }
     ok = true;
   } finally {

@@ -80,11 +80,14 @@ async function findListener(port: number, root: number): Promise<number> {
   return -1;
 }
 
-/** redis-server on 127.0.0.1 with persistence off. */
-export function startRedis(fixedPort?: number): Promise<Started> {
+/**
+ * redis-server on 127.0.0.1 with persistence off; `extra` is appended (e.g. `--dir D
+ * --replicaof 127.0.0.1 P`: a full sync writes dump.rdb even with `--save ""`).
+ */
+export function startRedis(fixedPort?: number, extra: readonly string[] = []): Promise<Started> {
   return startListening("redis-server", "redis-server", (port) => [
     "--port", String(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-    "--daemonize", "no", "--loglevel", "warning", "--maxclients", "20000",
+    "--daemonize", "no", "--loglevel", "warning", "--maxclients", "20000", ...extra,
   ], { fixedPort });
 }
 
@@ -120,22 +123,33 @@ export interface ProxyProcess {
 export async function startProxyOn(
   runtime: RuntimeName, dir: string, redisPorts: number[], mcPorts: number[],
 ): Promise<ProxyProcess> {
-  const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
   const mcPort = mcPorts.length > 0 ? await freePort() : null;
-  const confFile = join(dir, `nutcracker-${runtime}.yml`);
-  const logFile = join(dir, `proxy-${runtime}.log`);
+  const p = await startProxyWith(runtime, dir, runtime, (port) => proxyYaml(port, redisPorts, mcPort, mcPorts));
+  if (mcPort !== null && !(await waitForPort(HOST, mcPort, 5000, p.started.proc))) {
+    await stop(p.started.proc);
+    throw new Error(`proxy-${runtime}: memcache pool not listening (log: ${p.logFile})`);
+  }
+  if (mcPort !== null) p.target.mcPort = mcPort;
+  return { ...p, mcPort };
+}
+
+/**
+ * Start mod.ts on `runtime` with the config `yamlFor(listenPort)` (its redis listen address
+ * on that port), written to `dir` as nutcracker-<label>.yml; the target is named `label`.
+ */
+export async function startProxyWith(
+  runtime: RuntimeName, dir: string, label: string, yamlFor: (port: number) => string,
+): Promise<ProxyProcess> {
+  const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
+  const confFile = join(dir, `nutcracker-${label}.yml`);
+  const logFile = join(dir, `proxy-${label}.log`);
   const statsPort = await freePort();
-  const started = await startListening(`proxy-${runtime}`, cmd, (port) => {
-    writeFileSync(confFile, proxyYaml(port, redisPorts, mcPort, mcPorts));
+  const started = await startListening(`proxy-${label}`, cmd, (port) => {
+    writeFileSync(confFile, yamlFor(port));
     return [...prefix, "-c", confFile, "-s", String(statsPort), "-a", HOST];
   }, { cwd: ROOT, logFile, timeoutMs: 30000 });
-  if (mcPort !== null && !(await waitForPort(HOST, mcPort, 5000, started.proc))) {
-    await stop(started.proc);
-    throw new Error(`proxy-${runtime}: memcache pool not listening (log: ${logFile})`);
-  }
-  const target: Target = { name: runtime, host: HOST, port: started.port, pids: [started.pid] };
-  if (mcPort !== null) target.mcPort = mcPort;
-  return { runtime, started, mcPort, logFile, target };
+  const target: Target = { name: label, host: HOST, port: started.port, pids: [started.pid] };
+  return { runtime, started, mcPort: null, logFile, target };
 }
 
 /** Stop a proxy: the launcher, and the listener too if it is a different process we started. */
