@@ -101,6 +101,7 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   replica_max_lag: scalar(parseLimit(MAX_BYTES_LIMIT, true)),
   read_your_writes: scalar(parseBool),
   replica_check_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
+  max_dedicated_connections: scalar(parseLimit(MAX_COUNT_LIMIT)),
   sentinels: { shape: "addrs", parse: parseSentinel },
   sentinel_auth: scalar(parseString),
 };
@@ -113,6 +114,7 @@ export const REDIS_ONLY: readonly string[] = [
   "replica_check_interval",
   "sentinels",
   "sentinel_auth",
+  "max_dedicated_connections",
 ];
 
 /**
@@ -151,6 +153,8 @@ export const DEFAULTS = {
   read_your_writes: false,
   /** Milliseconds between replica eligibility checks. */
   replica_check_interval: 1000,
+  /** Server connections given to one client alone (transactions, blocking commands), per pool. */
+  max_dedicated_connections: 256,
   /** No Sentinels: the servers' addresses are fixed, as in twemproxy. */
   sentinel_auth: null,
 } as const;

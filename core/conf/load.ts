@@ -239,6 +239,7 @@ function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly Ser
     replicaMaxLag: setting(draft, "replica_max_lag") as number,
     readYourWrites: setting(draft, "read_your_writes") as boolean,
     replicaCheckInterval: setting(draft, "replica_check_interval") as number,
+    maxDedicatedConnections: setting(draft, "max_dedicated_connections") as number,
     sentinels: draft.sentinels.map((s) => s.addr),
     sentinelAuth: setting(draft, "sentinel_auth") as string | null,
     shards: draft.servers.map(({ server }, i) => ({ primary: server, replicas: replicas[i] })),

@@ -88,6 +88,8 @@ export interface PoolConf {
   readonly readYourWrites: boolean;
   /** Milliseconds between replica eligibility checks (INFO replication polls) (>= 1). */
   readonly replicaCheckInterval: number;
+  /** Server connections the pool gives to one client alone (transactions, blocking commands). */
+  readonly maxDedicatedConnections: number;
   /** Sentinels that name each shard's master (the server's name is the master name); empty: none. */
   readonly sentinels: readonly Addr[];
   /** Password for Sentinels that require AUTH. */

@@ -4,12 +4,12 @@
  * flight or unsent, so neither a flood of requests nor a client that never reads can
  * grow memory without bound.
  */
-import type { Conn } from "../net.ts";
+import { closeError, CloseReason, type Conn } from "../net.ts";
 import type { PoolConf } from "../conf/types.ts";
 import { Fifo } from "./fifo.ts";
 import { type Flushable, joinChunks } from "./flusher.ts";
 import { Req, type ReplyGuard, type ReqOwner } from "./req.ts";
-import type { QueueWaiter, Server } from "./server.ts";
+import type { QueueWaiter, Server, ServerConn } from "./server.ts";
 import type { Shard } from "./topology.ts";
 import { sendCopies } from "./replication/copies.ts";
 import { Fences } from "./replication/fences.ts";
@@ -40,6 +40,10 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   /** Congested server connections this client sent to and waits on before reading more. */
   private blockers = 0;
   private inputEnded = false;
+  /** The dedicated server connection requests to one shard go to (a transaction), or null. */
+  private pin_: { shard: Shard; conn: ServerConn } | null = null;
+  /** Dedicated connections this client still owes replies on: closed with the client. */
+  private readonly dedicatedInUse = new Set<ServerConn>();
   /** read_your_writes: per shard written to, the replica-check round its replicas must have reached. */
   private fences: Fences | null = null;
   private quitting = false;
@@ -93,9 +97,35 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     return this.home.shards;
   }
 
+  pin(route: Route): boolean {
+    if (this.pin_ !== null) return this.pin_.shard.id === route.id;
+    const conn = route.master.takeDedicated();
+    if (conn === null) return false;
+    this.pin_ = { shard: route, conn };
+    this.dedicatedInUse.add(conn);
+    return true;
+  }
+
+  unpin(): void {
+    const pin = this.pin_;
+    if (pin === null) return;
+    this.pin_ = null;
+    pin.conn.whenIdle(() => {
+      this.dedicatedInUse.delete(pin.conn);
+      pin.shard.master.giveBack(pin.conn);
+    });
+  }
+
+  get pinned(): Route | null {
+    return this.pin_?.shard ?? null;
+  }
+
   send(req: Req, route: Route | null): void {
     if (req.parent === null) this.enqueue(req);
     else this.home.stats.fragments++;
+    const pin = this.pin_;
+    // By shard id: a reload or failover may have built new Shard objects for the same shard.
+    if (pin !== null && route !== null && route.id === pin.shard.id) return pin.conn.send(req);
     const node = route === null ? null : this.home.nodeFor(route, req, this.fenceOf(route));
     if (node === null) return this.failNoServer(req);
     const replicated = route!.replicas.length > 0;
@@ -288,7 +318,15 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private onEnd(): void {
     this.inputEnded = true;
     this.home.stats.client_eof++;
+    // A client that left cannot be in a transaction or wait for a blocked command: as Redis
+    // frees a departed client, give those connections up rather than wait for them.
+    this.dropDedicated();
     this.finishIfDone();
+  }
+
+  private dropDedicated(): void {
+    for (const conn of this.dedicatedInUse) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
+    this.pin_ = null;
   }
 
   /** Half-closed or QUIT: close once every reply is written. */
@@ -310,6 +348,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     if (err !== undefined && !this.inputEnded) this.home.stats.client_err++;
     // Requests still at servers finish into nothing; the servers' order is unaffected.
     for (const req of this.queue.drain()) req.owner = null;
+    // A dedicated connection may hold this client's MULTI or a blocked command: it goes too.
+    this.dropDedicated();
     this.out = [];
     this.pending = [];
     this.owner.clientClosed(this);

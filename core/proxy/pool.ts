@@ -36,6 +36,8 @@ export class Pool {
   /** Where Sentinel put each shard (by name); applied over fileConf. */
   private readonly placements = new Map<string, ShardPlacement>();
   private firstResolve: Promise<void> = Promise.resolve();
+  /** Dedicated connections in use and the cap, shared by every server of the pool. */
+  private readonly dedicated = { used: 0, max: 0 };
   private topology: Topology;
   private env: ServerEnv;
   private clientLimits: ClientLimits;
@@ -227,6 +229,7 @@ export class Pool {
       poolStats: this.stats,
       queueMark: this.clientLimits.maxServerQueueBytes,
       policy: conf,
+      dedicated: Object.assign(this.dedicated, { max: conf.maxDedicatedConnections }),
       loadAware: conf.shards.some((shard) => shard.replicas.length > 0),
       onEjected: (server) => this.ejected(server),
       observe: observe === null ? null : (server, req, reply, now) => observe(this, server, req, reply, now),

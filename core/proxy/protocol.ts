@@ -32,6 +32,16 @@ export interface SessionHost {
   send(req: Req, route: Route | null): void;
   /** Every shard of the pool's topology now, in config order (fan-out commands: SCAN, DBSIZE...). */
   shards(): readonly Route[];
+  /**
+   * Give this client a server connection of its own to `route`'s master (a transaction, a
+   * blocking command): requests sent to that shard use it until unpin(). False when the
+   * pool's max_dedicated_connections are all in use, or the client is pinned to another shard.
+   */
+  pin(route: Route): boolean;
+  /** Back to the shared connections; the dedicated one is released once it owes no replies. */
+  unpin(): void;
+  /** The shard this client is pinned to, or null. */
+  readonly pinned: Route | null;
   /** Put a request in the client's reply order without sending it (a fragmented parent). */
   enqueue(req: Req): void;
   /** Close the client once every queued reply has been written (QUIT). */

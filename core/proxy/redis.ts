@@ -26,6 +26,7 @@ import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from 
 import { LOCAL_COMMANDS } from "./redis_local.ts";
 import { fragmentMultiKey } from "./redis_frag.ts";
 import { argInt } from "./redis_args.ts";
+import { sendBlocking, Transaction } from "./redis_txn.ts";
 
 const encoder = new TextEncoder();
 
@@ -34,6 +35,8 @@ export class RedisSession implements Session {
   /** True once AUTH succeeded, or when the pool has no redis_auth. */
   authed: boolean;
   readonly slots = new RequestSlots();
+  /** MULTI/EXEC and WATCH state (see redis_txn.ts). */
+  private readonly txn = new Transaction();
 
   constructor(pool: PoolConf) {
     this.authed = pool.redisAuth === null;
@@ -74,8 +77,15 @@ export class RedisSession implements Session {
     if (!this.authed && !PRE_AUTH.has(spec.name)) {
       return void host.replyLocal(NOAUTH);
     }
+    if (spec.kind === Kind.Transaction) return this.txn.control({ spec, buf, slots, pos, end }, host);
+    if (this.txn.inMulti && queuedInMulti(spec)) return this.txn.queue({ spec, buf, slots, pos, end }, host);
     if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
-    if (spec.kind === Kind.Unsupported) return void host.replyLocal(unsupportedCommandError(spec));
+    if (spec.kind === Kind.Unsupported) {
+      // Refused while queueing: as Redis does for a rejected command, EXEC will abort.
+      if (this.txn.inMulti) return this.txn.refuse(host, unsupportedCommandError(spec));
+      return void host.replyLocal(unsupportedCommandError(spec));
+    }
+    if (spec.kind === Kind.Blocking) return sendBlocking({ spec, buf, slots, pos, end }, host);
     if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, end - pos, host)) return;
     this.forwardByKey(spec, buf, pos, end, host);
   }
@@ -94,6 +104,15 @@ export class RedisSession implements Session {
     if (keyArg === 0 || keyArg >= slots.argc) return host.send(req, host.route(buf, pos, pos));
     host.send(req, host.route(buf, slots.argStart[keyArg], slots.argEnd[keyArg]));
   }
+}
+
+/**
+ * Inside MULTI, what the server queues: forwarded and split commands go whole to the
+ * transaction's server, and so do PING and ECHO, whose answers belong in EXEC's reply.
+ */
+function queuedInMulti(spec: CommandSpec): boolean {
+  return spec.kind === Kind.Forward || spec.kind === Kind.MultiKey || spec.kind === Kind.Blocking ||
+    spec.name === "ping" || spec.name === "echo";
 }
 
 /** Commands a client may send before AUTH, as with Redis. */

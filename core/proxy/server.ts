@@ -36,6 +36,8 @@ export interface ServerEnv {
   /** Unanswered request bytes at which a connection is congested: clients sending to it stop being read. */
   readonly queueMark: number;
   readonly policy: FailurePolicy;
+  /** Connections of the pool given to one client alone (transactions, blocking commands), and the cap. */
+  readonly dedicated: { used: number; max: number };
   /** The pool has replicas: keep each server's reply latency for load-aware reads. */
   readonly loadAware: boolean;
   /** The failure policy just ejected `server`: the pool rebuilds its ring without it. */
@@ -116,6 +118,35 @@ export class Server implements Health {
     for (const conn of retired) conn.retire();
   }
 
+  /** Idle connections that served one client alone and may serve another. */
+  private spare: ServerConn[] = [];
+
+  /**
+   * A connection for one client alone (a transaction, a blocking command): a spare one, or a
+   * new one while the pool has fewer than max_dedicated_connections; else null.
+   */
+  takeDedicated(): ServerConn | null {
+    const spare = this.spare.pop();
+    if (spare !== undefined) return spare;
+    const slots = this.env.dedicated;
+    if (slots.used >= slots.max) return null;
+    slots.used++;
+    return new ServerConn(this, true);
+  }
+
+  /** A dedicated connection that owes nothing: kept for the next client (a few), else closed. */
+  giveBack(conn: ServerConn): void {
+    if (conn.broken) return;
+    if (this.spare.length < SPARE_DEDICATED) this.spare.push(conn);
+    else conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
+  }
+
+  /** A dedicated connection closed: its slot is free. */
+  dedicatedClosed(conn: ServerConn): void {
+    this.spare = this.spare.filter((c) => c !== conn);
+    conn.env.dedicated.used--;
+  }
+
   /** Requests sent here and not yet answered (the proxy's own probes too), over all connections. */
   get outstanding(): number {
     let n = 0;
@@ -138,14 +169,17 @@ export class Server implements Health {
   }
 
   close(): void {
-    for (const conn of this.conns) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
+    for (const conn of [...this.conns, ...this.spare]) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
   }
 
   /** Taken out of its pool: close each connection once it owes no more replies. */
   retire(): void {
-    for (const conn of this.conns) conn.retire();
+    for (const conn of [...this.conns, ...this.spare]) conn.retire();
   }
 }
+
+/** Dedicated connections a server keeps idle for reuse. */
+const SPARE_DEDICATED = 8;
 
 function sameSetup(a: ServerEnv, b: ServerEnv): boolean {
   return a.keepAlive === b.keepAlive && a.connections === b.connections && a.preamble.length === b.preamble.length &&
@@ -184,16 +218,32 @@ export class ServerConn implements Flushable, ReqOwner {
   private readonly server: Server;
   /** The setup this connection was made with (a reload may give the server a new one). */
   private readonly setup: ServerEnv;
+  /**
+   * One client's alone (a transaction, a blocking command): no pool timeout cuts it short,
+   * and once closed it never reconnects (a new connection would not hold the client's MULTI).
+   */
+  readonly dedicated: boolean;
+  /** A dedicated connection that closed: requests sent to it fail at once. */
+  broken = false;
+  /** Called once when the last owed reply has arrived (then cleared). */
+  private onIdle: (() => void) | null = null;
 
-  constructor(server: Server) {
+  constructor(server: Server, dedicated = false) {
     this.server = server;
     this.setup = server.env;
+    this.dedicated = dedicated;
     this.scanner = server.env.protocol.newScanner();
   }
 
   /** The pool's current settings (timeout, limits, observer) for this server. */
-  private get env(): ServerEnv {
+  get env(): ServerEnv {
     return this.server.env;
+  }
+
+  /** Run `fn` once this connection owes no replies (now, if it owes none). */
+  whenIdle(fn: () => void): void {
+    if (this.sent.length === 0) return fn();
+    this.onIdle = fn;
   }
 
   /** Whether anything reads a request's send time (a timeout, or latency metrics): else skip the clock. */
@@ -219,6 +269,7 @@ export class ServerConn implements Flushable, ReqOwner {
 
   /** Queue a request; it is written with everything else queued in this tick. */
   send(req: Req): void {
+    if (this.broken) return req.finish(this.env.protocol.errorReply("Connection reset by peer"), true);
     this.ensureConnected();
     if (this.timed) req.sentAt = this.env.clock.now();
     this.sent.push(req);
@@ -360,6 +411,13 @@ export class ServerConn implements Flushable, ReqOwner {
     if (this.sent.length > 0) return;
     this.disarmTimer();
     if (this.retiring) this.conn?.end();
+    this.idle();
+  }
+
+  private idle(): void {
+    const fn = this.onIdle;
+    this.onIdle = null;
+    fn?.();
   }
 
   /** Moving average (weight 1/8 per reply) of reply latency, for choosing among a shard's nodes. */
@@ -391,7 +449,10 @@ export class ServerConn implements Flushable, ReqOwner {
     if (reason === CloseReason.Eof) stats.server_eof++;
     else if (reason === CloseReason.Timeout) stats.server_timedout++;
     else stats.server_err++;
+    if (this.dedicated) this.broken = true;
     this.failOutstanding(err);
+    if (this.dedicated) this.server.dedicatedClosed(this);
+    this.idle();
   }
 
   /**
@@ -436,7 +497,7 @@ export class ServerConn implements Flushable, ReqOwner {
   }
 
   private armTimer(ms: number | null): void {
-    if (ms === null) return;
+    if (ms === null || this.dedicated) return;
     this.timer = this.env.clock.setTimer(() => this.onTimer(), ms);
   }
 

@@ -19,6 +19,22 @@ export const Kind = {
   Local: 2,
   /** Known to Redis but refused by the proxy (no sensible meaning across shards). */
   Unsupported: 3,
+  /** MULTI, EXEC, DISCARD, WATCH, UNWATCH: on a server connection of the client's own. */
+  Transaction: 4,
+  /** Blocking reads (BLPOP, XREAD BLOCK...): on a connection of the client's own while they block. */
+  Blocking: 5,
+} as const;
+
+/** Where a blocking command's keys are (they must all live on one server). */
+export const KeyShape = {
+  /** BLPOP key [key ...] timeout */
+  AllButLast: 1,
+  /** BRPOPLPUSH source destination timeout; BLMOVE source destination ... */
+  FirstTwo: 2,
+  /** BLMPOP timeout numkeys key [key ...] ... */
+  NumkeysAtTwo: 3,
+  /** XREAD [...] STREAMS key [key ...] id [id ...] */
+  AfterStreams: 4,
 } as const;
 
 /** One command table entry. */
@@ -35,6 +51,8 @@ export interface CommandSpec {
   keyStep?: number;
   /** EVAL-like: argv[2] is numkeys; the routing key argv[3] exists only when numkeys > 0. */
   eval?: boolean;
+  /** Kind.Blocking: where its keys are (a KeyShape code). */
+  keyShape?: number;
   /**
    * True when Redis flags the command `readonly` in COMMAND INFO: a read a replica may serve.
    * Everything else is a write, including EVAL/EVALSHA/FCALL (their `_ro` forms are reads),
@@ -111,19 +129,28 @@ const LOCAL: Group = [
  * commands, transactions, pub/sub, scripting/function management, server admin.
  */
 const UNSUPPORTED: Group = [
-  [1, "asking bgrewriteaof dbsize discard exec lastsave monitor multi pfselftest randomkey readonly readwrite reset role save sync time unwatch"],
+  [1, "asking bgrewriteaof dbsize lastsave monitor pfselftest randomkey readonly readwrite reset role save sync time"],
   [2, "keys"],
   [3, "pfdebug publish rename renamenx replicaof slaveof spublish swapdb wait"],
-  [4, "brpoplpush waitaof"],
-  [6, "blmove"],
+  [4, "waitaof"],
   [-1, "bgsave failover flushall flushdb info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
-  [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe watch"],
-  [-3, "blpop brpop bzpopmax bzpopmin msetnx psync"],
-  [-4, "bitop restore-asking xread"],
-  [-5, "blmpop bzmpop"],
+  [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe"],
+  [-3, "msetnx psync"],
+  [-4, "bitop restore-asking"],
   [-6, "migrate"],
-  [-7, "xreadgroup"],
 ];
+
+/** Transactions, pinned to one server (see core/proxy/redis_txn.ts). */
+const TRANSACTION: Group = [
+  [1, "multi exec discard unwatch"],
+  [-2, "watch"],
+];
+
+/** Blocking commands, by where their keys are. */
+const BLOCKING_ALL_BUT_LAST: Group = [[-3, "blpop brpop bzpopmax bzpopmin"]];
+const BLOCKING_FIRST_TWO: Group = [[4, "brpoplpush"], [6, "blmove"]];
+const BLOCKING_NUMKEYS: Group = [[-5, "blmpop bzmpop"]];
+const BLOCKING_STREAMS: Group = [[-4, "xread"], [-7, "xreadgroup"]];
 
 /**
  * The commands Redis 7 flags `readonly` in COMMAND INFO (refused ones included, so the flag
@@ -158,6 +185,11 @@ add(MULTI_KEY, Kind.MultiKey, 1, { keyStep: 1 });
 add(MULTI_KEY_VALUE, Kind.MultiKey, 1, { keyStep: 2 });
 add(LOCAL, Kind.Local, 0);
 add(UNSUPPORTED, Kind.Unsupported, 0);
+add(TRANSACTION, Kind.Transaction, 0);
+add(BLOCKING_ALL_BUT_LAST, Kind.Blocking, 1, { keyShape: KeyShape.AllButLast });
+add(BLOCKING_FIRST_TWO, Kind.Blocking, 1, { keyShape: KeyShape.FirstTwo });
+add(BLOCKING_NUMKEYS, Kind.Blocking, 3, { keyShape: KeyShape.NumkeysAtTwo });
+add(BLOCKING_STREAMS, Kind.Blocking, 0, { keyShape: KeyShape.AfterStreams });
 
 /** Every command in the table. */
 export const COMMANDS: readonly CommandSpec[] = TABLE;
