@@ -172,6 +172,11 @@ export class SentinelSetup {
     if (!ok) throw new Error(`SENTINEL FAILOVER ${this.name} was refused for ${ms} ms: ${last}`);
   }
 
+  /** Starts one more replica of the current master (Sentinel finds it through the master's INFO, then publishes +slave). */
+  async addReplica(): Promise<ServerProcess> {
+    return await this.startRedis(["--replicaof", HOST, String(await this.masterPort())]);
+  }
+
   /** SIGKILLs the current master (as the Sentinels see it), waits for its exit, returns it. */
   async killMaster(): Promise<ServerProcess> {
     const master = this.redisAt(await this.masterPort());
