@@ -515,6 +515,14 @@ export class ServerConn implements Flushable, ReqOwner {
     if (head === undefined || timeout === null) return;
     const left = head.sentAt + timeout - this.env.clock.now();
     if (left > 0) return this.armTimer(left);
-    this.close(closeError(CloseReason.Timeout, "Connection timed out"));
+    // The proxy itself may have stalled past the deadline with the reply already waiting to
+    // be read: give the runtime one turn to read it before calling it a timeout.
+    this.timer = this.env.clock.setTimer(() => this.timeOutIfStill(head), 0);
+  }
+
+  private timeOutIfStill(head: Req): void {
+    this.timer = null;
+    if (this.sent.peek() === head) return this.close(closeError(CloseReason.Timeout, "Connection timed out"));
+    if (this.sent.length > 0) this.armTimer(1);
   }
 }
