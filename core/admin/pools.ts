@@ -2,8 +2,9 @@
  * /pools: each pool's loaded configuration under nutcracker.yml's key names, and each
  * server's state right now (up or ejected, since when, when it is retried, how many
  * connections are open) and its place in its shard (role, whether it may serve reads and
- * why not, lag, latency, load, reads and writes). redis_auth is never shown, only whether
- * it is set.
+ * why not, lag, latency, load, reads and writes). redis_auth and sentinel_auth are never
+ * shown, only whether they are set. A pool following Sentinel also shows the Sentinel view:
+ * how many Sentinels it is subscribed to, and each shard's master, failovers and last switch.
  *
  * The reload status (generation, last_reload_at, last_reload_error) is repeated in every
  * pool's entry rather than put under a reserved top-level key: /pools has always been a
@@ -14,9 +15,10 @@ import { formatAddr } from "../net.ts";
 import type { PoolConf } from "../conf/types.ts";
 import { readPolicyName } from "../conf/replicas.ts";
 import type { Proxy } from "../proxy/mod.ts";
+import type { Pool } from "../proxy/pool.ts";
 import type { Server } from "../proxy/server.ts";
 import type { ReloadStatus } from "../reload/types.ts";
-import { eligibility, lagOf, ROLE_NAMES, shardOf } from "../stats/nodes.ts";
+import { eligibility, lagOf, ROLE_NAMES, sentinelView, shardOf } from "../stats/nodes.ts";
 import { reloadFields } from "./reload.ts";
 
 /** One server's entry in /pools. */
@@ -55,6 +57,26 @@ export interface ServerState {
   readonly writes: number;
 }
 
+/** One shard's entry under `sentinel.shards` in /pools. */
+export interface SentinelShardState {
+  /** "host:port" of the master Sentinel names (confirmed by ROLE); null until a Sentinel answered. */
+  readonly master: string | null;
+  /** Master switches applied since start. */
+  readonly failovers: number;
+  /** ISO time of the last switch, else null. */
+  readonly last_switch_at: string | null;
+}
+
+/** A pool's `sentinel` entry in /pools (null for a redis pool without `sentinels:`). */
+export interface SentinelState {
+  /** Sentinels with a live event subscription now. */
+  readonly reachable: number;
+  /** The configured Sentinels, "host:port". */
+  readonly sentinels: readonly string[];
+  /** Per shard (Sentinel master name), in config order. */
+  readonly shards: Record<string, SentinelShardState>;
+}
+
 const REDACTED = "<redacted>";
 
 /** Every pool by name, in config order; `now` is clock ms. */
@@ -83,6 +105,7 @@ export function describePools(proxy: Proxy, now: number, reload: ReloadStatus): 
       server_failure_limit: conf.serverFailureLimit,
       ...replicaKeys(listening.pool.conf),
       ...status,
+      ...sentinelKeys(listening.pool),
       servers: listening.pool.servers.map((server) => serverState(server, now)),
     };
   });
@@ -98,6 +121,27 @@ function replicaKeys(conf: PoolConf): Record<string, unknown> {
     read_your_writes: conf.readYourWrites,
     replica_check_interval: conf.replicaCheckInterval,
   };
+}
+
+/**
+ * sentinel_auth (redacted) and the Sentinel view of a redis pool; memcached pools refuse the
+ * keys, so show none.
+ */
+function sentinelKeys(pool: Pool): Record<string, unknown> {
+  if (!pool.conf.redis) return {};
+  return { sentinel_auth: pool.conf.sentinelAuth === null ? null : REDACTED, sentinel: sentinelState(pool) };
+}
+
+/** A pool's Sentinel view as /pools shows it, or null for a pool without Sentinels. */
+export function sentinelState(pool: Pool): SentinelState | null {
+  const view = sentinelView(pool);
+  if (view === null) return null;
+  // fromEntries: a shard named "__proto__" is still an own key.
+  const shards = Object.fromEntries(view.shards.map(({ shard, master, failovers, lastSwitchAt }) => [
+    shard,
+    { master, failovers, last_switch_at: lastSwitchAt === null ? null : new Date(lastSwitchAt).toISOString() },
+  ]));
+  return { reachable: view.reachable, sentinels: view.sentinels, shards };
 }
 
 /** A server's state at clock time `now`. */

@@ -2,7 +2,9 @@
  * Prometheus text exposition (format 0.0.4) of the live counters and the request
  * histograms. Names come from the twemproxy field tables: `nutcracker_<field>`, with
  * `_total` on counters and `_seconds` on timestamps; HELP text is the `-D` description.
- * Each node's role, read eligibility, replication lag and read/write counts follow.
+ * Each node's role, read eligibility, replication lag and read/write counts follow, then the
+ * Sentinel view of pools that follow Sentinel (reachable Sentinels, each shard's master,
+ * failovers and last switch).
  */
 import type { Pool } from "../proxy/pool.ts";
 import { Role, type Server } from "../proxy/server.ts";
@@ -11,7 +13,7 @@ import type { Histogram } from "./histogram.ts";
 import type { CommandSeries, Metrics } from "./metrics.ts";
 import { POOL_STAT_FIELDS, SERVER_STAT_FIELDS, type StatField } from "./fields.ts";
 import { connectionTotals, serversInStatsOrder } from "./snapshot.ts";
-import { eligibility, lagOf, ROLE_NAMES, shardOf } from "./nodes.ts";
+import { eligibility, lagOf, ROLE_NAMES, sentinelView, shardOf } from "./nodes.ts";
 
 /** The Content-Type of the exposition. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -110,6 +112,7 @@ export function renderPrometheus(input: PrometheusInput): string {
   const ordered = pools.map((pool) => ({ pool, servers: serversInStatsOrder(pool) }));
   writeServerFamilies(out, ordered, input.now);
   writeNodeFamilies(out, ordered, input.now);
+  writeSentinelFamilies(out, pools);
   writeHistograms(out, ordered, input.metrics);
   return out.text();
 }
@@ -194,6 +197,24 @@ function writeNodeFamilies(out: Exposition, pools: readonly OrderedPool[], now: 
       out.sample("nutcracker_node_requests_total", [...labels, ["kind", "write"]], server.writes);
     }
   }
+}
+
+/** Pools with `sentinels:` only: Sentinels subscribed to, and per shard its master, failovers and last switch. */
+function writeSentinelFamilies(out: Exposition, pools: readonly Pool[]): void {
+  const views = pools.flatMap((pool) => {
+    const view = sentinelView(pool);
+    return view === null ? [] : [{ pool: pool.conf.name, view }];
+  });
+  const shards = views.flatMap(({ pool, view }) => view.shards.map((s) => ({ labels: [["pool", pool], ["shard", s.shard]] as Labels, s })));
+  out.family("nutcracker_sentinel_reachable", "gauge", "Sentinels of the pool the proxy holds a live event subscription to now");
+  for (const { pool, view } of views) out.sample("nutcracker_sentinel_reachable", [["pool", pool]], view.reachable);
+  out.family("nutcracker_failovers_total", "counter", "master switches of the shard the proxy applied, from Sentinel, since start");
+  for (const { labels, s } of shards) out.sample("nutcracker_failovers_total", labels, s.failovers);
+  out.family("nutcracker_shard_master_info", "gauge",
+    "constant 1, labelled with the address of the shard's master as Sentinel names it (absent until a Sentinel answered)");
+  for (const { labels, s } of shards) if (s.master !== null) out.sample("nutcracker_shard_master_info", [...labels, ["addr", s.master]], 1);
+  out.family("nutcracker_shard_last_switch_timestamp_seconds", "gauge", "seconds since the epoch of the shard's last master switch, 0 when none");
+  for (const { labels, s } of shards) out.sample("nutcracker_shard_last_switch_timestamp_seconds", labels, (s.lastSwitchAt ?? 0) / 1000);
 }
 
 function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {
