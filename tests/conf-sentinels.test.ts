@@ -203,9 +203,7 @@ describe("sentinel keys: rejected with file, line, pool and key", () => {
     rejects(withSentinels(["127.0.0.1:26379"], ["sentinels:", " - 127.0.0.1:26380"]), `${at(9)}"sentinels" is a duplicate (first set on line 7)`);
   });
 
-  // checkRedisOnly (core/conf/load.ts) looks for REDIS_ONLY keys in draft.settings, where
-  // "sentinels" never is (readSentinels keeps it in draft.sentinels): accepted today.
-  it("sentinels in a memcached pool, at the key's line", { skip: "core/conf accepts sentinels in a memcached pool (see comment)" }, () => {
+  it("sentinels in a memcached pool, at the key's line", () => {
     rejects(withSentinels(["127.0.0.1:26379"], [], false), `${at(7)}"sentinels" is only valid for a redis pool`);
   });
 

@@ -389,9 +389,7 @@ describe("Sentinel reachable counts only Sentinels that accepted the subscriptio
     await sentinel.stop();
   });
 
-  // SentinelWatcher.subscribe counts a link as connected on any reply after SUBSCRIBE, and the
-  // -WRONGPASS / -NOAUTH replies arrive there too: counted reachable today.
-  it("a Sentinel that refuses sentinel_auth is not reachable, and names no master", { skip: "core/sentinel counts a refusing Sentinel (see comment)" }, () => {
+  it("a Sentinel that refuses sentinel_auth is not reachable, and names no master", () => {
     const view = pool.sentinel;
     assert.ok(view !== null);
     assert.equal(view.shards.get("shard1")?.master, null);

@@ -33,6 +33,8 @@ interface PoolDraft {
   readonly servers: ServerEntry[];
   readonly replicas: ReplicaGroup[];
   readonly sentinels: { readonly addr: Addr; readonly line: number }[];
+  /** The line of the `sentinels:` key, once read. */
+  sentinelsLine: number;
 }
 
 /**
@@ -83,7 +85,7 @@ function readPools(root: YMap, report: Reporter): PoolDraft[] {
 }
 
 function readPool(name: string, nameKey: YScalar, body: YMap, report: Reporter): PoolDraft {
-  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [], replicas: [], sentinels: [] };
+  const draft: PoolDraft = { name, line: nameKey.line, settings: new Map(), servers: [], replicas: [], sentinels: [], sentinelsLine: 0 };
   const seenLines = new Map<string, number>();
   for (const { key, value } of body.pairs) {
     const directive = Object.hasOwn(DIRECTIVES, key.value) ? DIRECTIVES[key.value] : undefined;
@@ -122,6 +124,7 @@ function readServers(draft: PoolDraft, key: YScalar, value: YNode, report: Repor
 
 function readSentinels(draft: PoolDraft, key: YScalar, value: YNode, report: Reporter): void {
   if (value.kind !== "seq") throw report.key(draft.name, key.line, key.value, null, 'must be a list of "host:port" entries');
+  draft.sentinelsLine = key.line;
   for (const item of value.items) {
     if (item.kind !== "scalar") throw report.key(draft.name, item.line, key.value, null, "entry is not a valid string");
     const parsed = DIRECTIVES.sentinels.parse(item.value);
@@ -168,6 +171,7 @@ function checkPool(draft: PoolDraft, report: Reporter): PoolConf {
 /** The replica read keys (REDIS_ONLY) set in a memcached pool: refused, as redis_auth is. */
 function checkRedisOnly(draft: PoolDraft, report: Reporter): void {
   if (setting(draft, "redis") === true) return;
+  if (draft.sentinelsLine > 0) throw report.key(draft.name, draft.sentinelsLine, "sentinels", null, "is only valid for a redis pool");
   for (const key of REDIS_ONLY) {
     const found = draft.settings.get(key);
     if (found !== undefined) throw report.key(draft.name, found.line, key, null, "is only valid for a redis pool");
@@ -235,6 +239,7 @@ function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly Ser
     clientMaxInflightBytes: setting(draft, "client_max_inflight_bytes") as number,
     clientMaxOutputBytes: setting(draft, "client_max_output_bytes") as number,
     serverMaxQueueBytes: setting(draft, "server_max_queue_bytes") as number,
+    allowFlush: setting(draft, "allow_flush") as boolean,
     readPolicy: setting(draft, "read_policy") as ReadPolicy,
     replicaMaxLag: setting(draft, "replica_max_lag") as number,
     readYourWrites: setting(draft, "read_your_writes") as boolean,

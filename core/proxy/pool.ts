@@ -97,7 +97,7 @@ export class Pool {
     if (!req.read) return shard.master.ejectedUntil > this.base.clock.now() ? null : shard.master;
     // Memcached copies have one rule: any copy that is up to date, by load.
     const policy = this.conf.redis ? this.conf.readPolicy : ReadPolicy.Any;
-    return chooseReadNode(shard, policy, { now: this.base.clock.now(), fence }, Math.random);
+    return chooseReadNode(shard, policy, this.base.clock.now(), fence, Math.random);
   }
 
   /** Whether a read's reply from its node is worth asking another node for; sets the node aside if so. */

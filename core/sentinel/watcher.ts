@@ -166,7 +166,8 @@ export class SentinelWatcher {
     if (this.conf.sentinelAuth !== null) link.command("AUTH", this.conf.sentinelAuth).catch(() => {});
     link.subscribe(EVENTS);
     link.onPush = (value) => {
-      this.connected.add(link);
+      // Reachable once it confirmed the subscription (an AUTH it refused is no confirmation).
+      if (Array.isArray(value) && (value[0] === "subscribe" || value[0] === "message")) this.connected.add(link);
       this.onEvent(value);
     };
     link.onClose = () => {

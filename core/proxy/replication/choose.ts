@@ -9,25 +9,27 @@ import { ReadPolicy } from "../../conf/types.ts";
 import { ReadState, type Server } from "../server.ts";
 import type { Shard } from "../topology.ts";
 
-/** When a read is chosen: clock ms, and the replica-check round a replica must have caught up to (0 = any). */
-export interface ReadMoment {
-  readonly now: number;
-  readonly fence: number;
-}
-
-/** The node for a read of `shard` under `policy`; null when none may serve it. */
-export function chooseReadNode(shard: Shard, policy: ReadPolicy, at: ReadMoment, random: () => number): Server | null {
+/**
+ * The node for a read of `shard` under `policy` at clock `now`; `fence` is the replica-check
+ * round a replica must have reached for this client (read_your_writes; 0 = any). Null when
+ * no node may serve it. Allocates nothing: it runs for every read.
+ */
+export function chooseReadNode(shard: Shard, policy: ReadPolicy, now: number, fence: number, random: () => number): Server | null {
   const master = shard.master;
   if (policy === ReadPolicy.Master || shard.replicas.length === 0) return master;
-  const masterUp = isUp(master, at.now);
+  const masterUp = isUp(master, now);
   if (policy === ReadPolicy.PreferMaster && masterUp) return master;
+  const withMaster = policy === ReadPolicy.Any && masterUp;
+  const count = countCandidates(shard, now, fence) + (withMaster ? 1 : 0);
   // A client that wrote here reads from the master until a replica has caught up with it.
-  if (at.fence > 0 && masterUp && !shard.replicas.some((node) => node.syncedRound >= at.fence)) return master;
-  const replicas = shard.replicas.filter((node) => mayRead(node, at));
-  if (policy === ReadPolicy.Any && masterUp) replicas.push(master);
-  if (replicas.length > 0) return leastLoaded(replicas, random);
-  if (policy === ReadPolicy.Replica) return null;
-  return master;
+  if (fence > 0 && masterUp && count === (withMaster ? 1 : 0)) return master;
+  if (count === 0) return policy === ReadPolicy.Replica ? null : master;
+  if (count === 1) return candidate(shard, 0, withMaster, now, fence);
+  const i = Math.floor(random() * count);
+  const j = Math.floor(random() * (count - 1));
+  const a = candidate(shard, i, withMaster, now, fence);
+  const b = candidate(shard, j >= i ? j + 1 : j, withMaster, now, fence);
+  return cost(a) <= cost(b) ? a : b;
 }
 
 /** Reachable and not ejected. */
@@ -35,17 +37,25 @@ function isUp(node: Server, now: number): boolean {
   return node.ejectedUntil <= now && node.readState !== ReadState.Down;
 }
 
-function mayRead(node: Server, at: ReadMoment): boolean {
-  return node.readState === ReadState.Eligible && node.ejectedUntil <= at.now && node.syncedRound >= at.fence;
+function mayRead(node: Server, now: number, fence: number): boolean {
+  return node.readState === ReadState.Eligible && node.ejectedUntil <= now && node.syncedRound >= fence;
 }
 
-function leastLoaded(nodes: readonly Server[], random: () => number): Server {
-  if (nodes.length === 1) return nodes[0];
-  const i = Math.floor(random() * nodes.length);
-  const j = Math.floor(random() * (nodes.length - 1));
-  const a = nodes[i];
-  const b = nodes[j >= i ? j + 1 : j];
-  return cost(a) <= cost(b) ? a : b;
+function countCandidates(shard: Shard, now: number, fence: number): number {
+  let n = 0;
+  for (const node of shard.replicas) if (mayRead(node, now, fence)) n++;
+  return n;
+}
+
+/** The k-th node that may serve the read: eligible replicas in order, then the master when it counts. */
+function candidate(shard: Shard, k: number, withMaster: boolean, now: number, fence: number): Server {
+  for (const node of shard.replicas) {
+    if (!mayRead(node, now, fence)) continue;
+    if (k === 0) return node;
+    k--;
+  }
+  if (withMaster) return shard.master;
+  throw new Error("chooseReadNode: candidate out of range");
 }
 
 /** Expected wait per unit of read share: an unmeasured node counts as 1 ms. */
