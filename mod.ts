@@ -159,7 +159,7 @@ async function run(flags: Flags, host: Host, net: Net): Promise<number> {
   try {
     // Histograms are read only through the admin API: without it, skip their per-request cost.
     const observe = adminAddr === null ? undefined : metrics.observe;
-    proxy = await startProxy(conf, { net, clock: systemClock, log, observe });
+    proxy = await startProxy(conf, { net, clock: systemClock, log, observe, identity: { version: VERSION, pid: host.pid } });
   } catch (err) {
     return fail(`failed to start the proxy: ${reason(err)}`);
   }

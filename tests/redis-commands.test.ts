@@ -21,6 +21,7 @@ import {
   wrongArityError,
 } from "../core/redis/commands.ts";
 import { parseRequest, RequestSlots } from "../core/redis/request.ts";
+import { REFERENCE_CLASSES, renderCommandReference } from "../scripts/command-reference.ts";
 import { encodeCommand, NEED_MORE, ReplyScanner } from "../core/redis/reply.ts";
 import { rawExchange, redisCli, type ServerProcess, startRedis } from "./helpers/servers.ts";
 
@@ -112,15 +113,29 @@ describe("lookupCommand", () => {
     }
   });
 
-  it("refuses keyspace-wide, blocking, transaction, pub/sub and admin commands", () => {
-    const refused = `keys scan randomkey rename multi exec discard watch unwatch blpop brpop brpoplpush blmove bzpopmin
-      bzpopmax subscribe psubscribe unsubscribe publish flushall flushdb shutdown save bgsave info dbsize client
-      slaveof replicaof monitor debug msetnx bitop script`.split(/\s+/);
+  it("refuses server administration", () => {
+    const refused = "shutdown save bgsave slaveof replicaof monitor debug cluster acl module swapdb".split(" ");
     for (const name of refused) {
       assert.equal(spec(name).kind, Kind.Unsupported, name);
       assert.ok(UNSUPPORTED_COMMANDS.includes(name), name);
     }
     for (const name of ["object", "dump", "restore"]) assert.equal(spec(name).kind, Kind.Forward, name);
+  });
+
+  it("sends the keyspace-wide commands to every server, and answers INFO and CLIENT itself", () => {
+    for (const name of "scan keys dbsize randomkey script flushdb flushall".split(" ")) {
+      assert.equal(spec(name).kind, Kind.FanOut, name);
+      assert.ok(SUPPORTED_COMMANDS.includes(name), name);
+    }
+    for (const name of ["info", "client"]) assert.equal(spec(name).kind, Kind.Local, name);
+  });
+
+  it("forwards RENAME, RENAMENX, MSETNX and BITOP, whose keys must share a server", () => {
+    for (const name of ["rename", "renamenx", "msetnx", "bitop"]) {
+      assert.deepEqual([spec(name).kind, spec(name).several], [Kind.Forward, true], name);
+    }
+    assert.equal(spec("bitop").firstKey, 2);
+    assert.equal(checkArity(spec("msetnx"), 4), false, "MSETNX takes whole pairs");
   });
 
   it("lists every command exactly once, as supported or unsupported", () => {
@@ -190,10 +205,11 @@ describe("the command table against redis-server", () => {
     return begin.spec.index! + (find.type === "keynum" ? find.spec.firstkey! : 0);
   }
 
+  // Only the kinds routed by firstKey; every command's key specs: tests/redis-crossslot.test.ts.
   it("routes every served command by the first key redis-server's key specs name", () => {
     for (const c of COMMANDS) {
       const r = info.get(c.name);
-      if (r === undefined || c.kind === Kind.Unsupported || c.kind === Kind.Local) continue;
+      if (r === undefined || (c.kind !== Kind.Forward && c.kind !== Kind.MultiKey)) continue;
       const subs = (r[9] as unknown[][]) ?? [];
       const fromSubs = new Set(subs.map((sub) => firstKeyOf(sub[8])).filter((k) => k > 0));
       const expected = subs.length > 0 ? [...fromSubs] : [firstKeyOf(r[8])];
@@ -280,21 +296,20 @@ describe("proxy error replies", () => {
 });
 
 describe("README's command reference", () => {
-  /** The backticked names after the README bullet whose bold title is `title`. */
-  function listed(readme: string, title: string): string[] {
-    const start = readme.indexOf(`- **${title}**`, readme.indexOf("### Command reference"));
-    assert.ok(start >= 0, `README has the "${title}" list`);
-    const end = readme.indexOf("\n-", start + 1);
-    const block = readme.slice(readme.indexOf(":", start), end < 0 ? undefined : end).split("\n\n")[0];
-    return [...block.matchAll(/`([A-Z_-]+)`/g)].map((m) => m[1].toLowerCase()).sort();
-  }
+  it("puts every command of the table in exactly one class", () => {
+    for (const c of COMMANDS) {
+      const classes = REFERENCE_CLASSES.filter((k) => k.holds(c)).map((k) => k.title);
+      assert.equal(classes.length, 1, `${c.name}: ${classes.join(", ") || "no class"}`);
+    }
+  });
 
-  it("names every command of the table under how it is served, and nothing else", () => {
+  it("is the reference scripts/command-reference.ts renders from the table, word for word", () => {
     const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const byKind = (kind: number) => COMMANDS.filter((c) => c.kind === kind).map((c) => c.name).sort();
-    assert.deepEqual(listed(readme, "Forwarded by key"), byKind(Kind.Forward));
-    assert.deepEqual(listed(readme, "Split across servers and merged"), byKind(Kind.MultiKey));
-    assert.deepEqual(listed(readme, "Answered by the proxy"), byKind(Kind.Local));
-    assert.deepEqual(listed(readme, "Refused"), byKind(Kind.Unsupported));
+    const heading = readme.indexOf("### Command reference");
+    const start = readme.indexOf("\n- **", heading) + 1;
+    const end = readme.indexOf("\n## ", start);
+    assert.ok(heading >= 0 && start > heading && end > start, "README has the reference");
+    assert.equal(readme.slice(start, end).trimEnd() + "\n", renderCommandReference(),
+      "regenerate with: node --import tsx scripts/command-reference.ts");
   });
 });

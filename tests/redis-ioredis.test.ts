@@ -11,8 +11,9 @@ import { redisPoolYaml, startTestProxy, type TestProxy } from "./helpers/proxy.t
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 
 /**
- * RESP2, no INFO ready check and no CLIENT SETINFO: twemproxy refuses HELLO, INFO and
- * CLIENT, as do we. No reconnects, so a failure shows at once.
+ * RESP2, no INFO ready check and no CLIENT SETINFO, as for twemproxy, which refuses HELLO,
+ * INFO and CLIENT (the proxy answers INFO and CLIENT: tests/redis-info.test.ts connects with
+ * ioredis' defaults). No reconnects, so a failure shows at once.
  */
 function client(port: number): Redis {
   return new Redis({

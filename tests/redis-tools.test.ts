@@ -111,8 +111,8 @@ describe("redis-cli and redis-benchmark through the proxy", () => {
   });
 
   it("redis-cli prints the proxy's error for a command it refuses", async () => {
-    const out = await redisCli(tp.port(), "keys", "*");
-    assert.match(out, /ERR .*keys/i);
+    const out = await redisCli(tp.port(), "slowlog", "get");
+    assert.match(out, /ERR .*slowlog/i);
   });
 
   /** Runs the benchmark and checks it finished clean, with every request forwarded once. */

@@ -95,6 +95,7 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   client_max_inflight_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
   client_max_output_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
   server_max_queue_bytes: scalar(parseLimit(MAX_BYTES_LIMIT)),
+  allow_flush: scalar(parseBool),
   servers: { shape: "list", parse: parseServer },
   replicas: { shape: "map", parse: parseReplica },
   read_policy: scalar(parseReadPolicy),
@@ -108,6 +109,7 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
 
 /** Keys that mean something only in a redis pool: "is only valid for a redis pool" elsewhere. */
 export const REDIS_ONLY: readonly string[] = [
+  "allow_flush",
   "read_policy",
   "replica_max_lag",
   "read_your_writes",
@@ -146,6 +148,8 @@ export const DEFAULTS = {
   client_max_output_bytes: 256 * 1024 * 1024,
   /** Unanswered request bytes on one server connection that stop its senders being read: 64 MiB. */
   server_max_queue_bytes: 64 * 1024 * 1024,
+  /** FLUSHDB and FLUSHALL are refused: one command would empty every server. */
+  allow_flush: false,
   /** Reads go to the master, as in a pool without replicas. */
   read_policy: ReadPolicy.Master,
   /** Bytes of replication offset a replica may trail its master by: 1 MiB. */

@@ -80,6 +80,8 @@ export interface PoolConf {
    * stops being read until the queue is half empty (>= 1).
    */
   readonly serverMaxQueueBytes: number;
+  /** FLUSHDB/FLUSHALL are sent to every server (`allow_flush`); else refused. */
+  readonly allowFlush: boolean;
   /** Where reads go (`read_policy`): a ReadPolicy code. */
   readonly readPolicy: ReadPolicy;
   /** Bytes of replication offset a replica may trail its master by and still serve reads (>= 0). */

@@ -13,7 +13,7 @@ import type { QueueWaiter, Server, ServerConn } from "./server.ts";
 import type { Shard } from "./topology.ts";
 import { sendCopies } from "./replication/copies.ts";
 import { Fences } from "./replication/fences.ts";
-import { CLOSE, NEED_MORE, type Route, type Session, type SessionHost } from "./protocol.ts";
+import { CLOSE, NEED_MORE, type ProxyAbout, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
 import type { ClientLimits } from "./limits.ts";
@@ -63,6 +63,14 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   get pool(): PoolConf {
     return this.home.conf;
+  }
+
+  get remote(): string {
+    return this.conn.remote;
+  }
+
+  get about(): ProxyAbout {
+    return this.owner.about;
   }
 
   private get limits(): ClientLimits {

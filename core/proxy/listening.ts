@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Flusher } from "./flusher.ts";
 import type { Pool } from "./pool.ts";
 import { ClientConn } from "./client.ts";
+import type { ProxyAbout } from "./protocol.ts";
 
 let nextClientId = 0;
 
@@ -25,8 +26,12 @@ export class Listening {
   private readonly clients = new Set<ClientConn>();
   private idle: (() => void) | null = null;
 
-  constructor(pool: Pool, listen: Addr, backlog: number, flusher: Flusher, log: Logger) {
+  /** The proxy this address belongs to, as INFO describes it. */
+  readonly about: ProxyAbout;
+
+  constructor(pool: Pool, listen: Addr, backlog: number, flusher: Flusher, log: Logger, about: ProxyAbout) {
     this.pool = pool;
+    this.about = about;
     this.listen = listen;
     this.backlog = backlog;
     this.flusher = flusher;

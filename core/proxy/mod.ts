@@ -10,7 +10,7 @@ import { Flusher } from "./flusher.ts";
 import { Pool, type PoolBase } from "./pool.ts";
 import { Listening } from "./listening.ts";
 import type { ClientLimits } from "./limits.ts";
-import type { Protocol } from "./protocol.ts";
+import type { Protocol, ProxyAbout } from "./protocol.ts";
 import type { Req } from "./req.ts";
 import type { Server } from "./server.ts";
 import { redisProtocol } from "./redis.ts";
@@ -28,6 +28,8 @@ export interface ProxyDeps {
   /** Overrides of the limits the config sets (tests, embedding). */
   limits?: Partial<ClientLimits>;
   observe?: Observer;
+  /** What INFO reports as the proxy's version and process id (the core cannot read either). */
+  identity?: { readonly version: string; readonly pid: number | null };
 }
 
 /** A running proxy. */
@@ -52,7 +54,7 @@ export async function startProxy(conf: Conf, deps: ProxyDeps): Promise<Proxy> {
   return proxy;
 }
 
-class RunningProxy implements Proxy {
+class RunningProxy implements Proxy, ProxyAbout {
   pools: Pool[] = [];
   listeners: Listening[] = [];
   private readonly deps: ProxyDeps;
@@ -61,9 +63,22 @@ class RunningProxy implements Proxy {
   private readonly retiredListeners = new Set<Listening>();
   private readonly retiredPools = new Set<Pool>();
 
+  readonly version: string;
+  readonly pid: number | null;
+  readonly runtime: string;
+  readonly startedAt: number;
+
   constructor(deps: ProxyDeps) {
     this.deps = deps;
     this.flusher = new Flusher((fn) => deps.net.defer(fn));
+    this.version = deps.identity?.version ?? "";
+    this.pid = deps.identity?.pid ?? null;
+    this.runtime = deps.net.runtime;
+    this.startedAt = deps.clock.now();
+  }
+
+  now(): number {
+    return this.deps.clock.now();
   }
 
   async start(conf: Conf): Promise<void> {
@@ -71,7 +86,7 @@ class RunningProxy implements Proxy {
     // With Sentinels, serve from where they say the masters are (bounded; else the file's addresses).
     await Promise.all(this.pools.map((pool) => pool.settled()));
     const log = this.deps.log;
-    const listeners = this.pools.map((pool) => new Listening(pool, pool.conf.listen, pool.conf.backlog, this.flusher, log));
+    const listeners = this.pools.map((pool) => new Listening(pool, pool.conf.listen, pool.conf.backlog, this.flusher, log, this));
     try {
       for (const listening of listeners) await listening.start(this.deps.net);
     } catch (err) {
@@ -119,7 +134,7 @@ class RunningProxy implements Proxy {
       for (let i = 0; i < confs.length; i++) {
         const key = listenKey(confs[i]);
         if (have.has(key) || bound.has(key)) continue;
-        const listening = new Listening(pools[i], confs[i].listen, confs[i].backlog, this.flusher, this.deps.log);
+        const listening = new Listening(pools[i], confs[i].listen, confs[i].backlog, this.flusher, this.deps.log, this);
         bound.set(key, listening);
         await listening.start(this.deps.net);
       }

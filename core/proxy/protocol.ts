@@ -5,6 +5,7 @@
 import type { Req } from "./req.ts";
 import type { PoolConf } from "../conf/types.ts";
 import type { Shard } from "./topology.ts";
+import type { Pool } from "./pool.ts";
 
 /** Finds where each server reply ends; resumable across chunks. */
 export interface ReplyScanner {
@@ -47,6 +48,28 @@ export interface SessionHost {
   /** Close the client once every queued reply has been written (QUIT). */
   closeAfterReplies(): void;
   readonly pool: PoolConf;
+  /** This client's number in the proxy (CLIENT ID); unique while the proxy runs. */
+  readonly id: number;
+  /** The client's address: "host:port", or the unix socket path (CLIENT INFO). */
+  readonly remote: string;
+  /** The proxy as a whole: its version, uptime and pools (INFO). */
+  readonly about: ProxyAbout;
+}
+
+/** What INFO tells about the proxy: who it is, since when, and its pools now. */
+export interface ProxyAbout {
+  /** This implementation's version; "" when whoever started the proxy did not say. */
+  readonly version: string;
+  /** "node", "deno" or "bun". */
+  readonly runtime: string;
+  /** The process id, when whoever started the proxy passed it (the core cannot read it). */
+  readonly pid: number | null;
+  /** Clock ms when the proxy started. */
+  readonly startedAt: number;
+  /** Clock ms now. */
+  now(): number;
+  /** The pools of the config in force, in its order. */
+  readonly pools: readonly Pool[];
 }
 
 /** Where a request goes: a shard of the topology it was routed under (opaque to sessions). */

@@ -1,16 +1,20 @@
 /**
  * The Redis protocol for the engine: a per-client session that parses requests,
  * answers the proxy's own commands, forwards single-key commands as their original
- * bytes, and splits multi-key commands per server (see redis_frag.ts).
+ * bytes (a command naming several keys only when they share a server: else -CROSSSLOT),
+ * splits multi-key commands per server (redis_frag.ts) and sends keyspace-wide ones to
+ * every server (redis_fanout.ts).
  */
 import type { PoolConf } from "../conf/types.ts";
 import {
   checkArity,
   type CommandSpec,
+  CROSSSLOT_REPLY,
   encodeCommand,
   encodeCommandParts,
   errorReply,
   isError,
+  keyPositions,
   Kind,
   lookupCommand,
   NEED_MORE as PARSE_NEED_MORE,
@@ -26,6 +30,8 @@ import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from 
 import { LOCAL_COMMANDS } from "./redis_local.ts";
 import { fragmentMultiKey } from "./redis_frag.ts";
 import { argInt } from "./redis_args.ts";
+import { FAN_OUT_COMMANDS } from "./redis_fanout.ts";
+import { ClientState } from "./redis_client_cmds.ts";
 import { sendBlocking, Transaction } from "./redis_txn.ts";
 
 const encoder = new TextEncoder();
@@ -35,6 +41,10 @@ export class RedisSession implements Session {
   /** True once AUTH succeeded, or when the pool has no redis_auth. */
   authed: boolean;
   readonly slots = new RequestSlots();
+  /** Scratch for the argument numbers of a request's keys (keysOnOneShard). */
+  private readonly keyArgs: number[] = [];
+  /** CLIENT SETNAME/GETNAME/ID/INFO: this connection's own state (redis_client_cmds.ts). */
+  readonly client = new ClientState();
   /** MULTI/EXEC and WATCH state (see redis_txn.ts). */
   private readonly txn = new Transaction();
 
@@ -87,6 +97,11 @@ export class RedisSession implements Session {
     }
     if (spec.kind === Kind.Blocking) return sendBlocking({ spec, buf, slots, pos, end }, host);
     if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, end - pos, host)) return;
+    if (spec.kind === Kind.FanOut) {
+      // Every server at once has no place in one server's transaction.
+      if (this.txn.inMulti) return this.txn.refuse(host, FAN_OUT_IN_MULTI);
+      return FAN_OUT_COMMANDS[spec.name](this, buf, pos, end, host);
+    }
     this.forwardByKey(spec, buf, pos, end, host);
   }
 
@@ -97,6 +112,7 @@ export class RedisSession implements Session {
       if (argInt(buf, slots, 2) < 1) return void host.replyLocal(EVAL_NO_KEYS);
       keyArg = 3;
     }
+    if (spec.several && !keysOnOneShard(spec, buf, slots, host, this.keyArgs)) return void host.replyLocal(CROSSSLOT_REPLY);
     const req = host.newReq(buf.subarray(pos, end), end - pos);
     req.command = spec.name;
     req.read = spec.readonly;
@@ -115,11 +131,28 @@ function queuedInMulti(spec: CommandSpec): boolean {
     spec.name === "ping" || spec.name === "echo";
 }
 
+/**
+ * True when every key of the request lives on one shard (or it names fewer than two, or its
+ * numkeys is not valid: then the server answers with Redis's own error).
+ */
+export function keysOnOneShard(
+  spec: CommandSpec, buf: Uint8Array, slots: RequestSlots, host: SessionHost, scratch: number[],
+): boolean {
+  const count = keyPositions(spec.keys, buf, slots, scratch);
+  if (count < 2) return true;
+  const first = host.route(buf, slots.argStart[scratch[0]], slots.argEnd[scratch[0]]);
+  for (let k = 1; k < count; k++) {
+    if (host.route(buf, slots.argStart[scratch[k]], slots.argEnd[scratch[k]]) !== first) return false;
+  }
+  return true;
+}
+
 /** Commands a client may send before AUTH, as with Redis. */
 const PRE_AUTH = new Set(["auth", "quit", "hello"]);
 const NOAUTH = errorReply("NOAUTH Authentication required.");
 const NO_HEAD: Uint8Array[] = [];
 const EVAL_NO_KEYS = errorReply("ERR EVAL/EVALSHA with no keys cannot be routed by the proxy");
+const FAN_OUT_IN_MULTI = errorReply("ERR a command sent to every server cannot be part of a transaction");
 
 export const redisProtocol: Protocol = {
   name: "redis",

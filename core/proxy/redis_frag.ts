@@ -18,7 +18,8 @@ import {
 import type { Req } from "./req.ts";
 import type { Route, SessionHost } from "./protocol.ts";
 
-type Merger = (parent: Req) => Uint8Array;
+/** Builds a parent's reply from its answered fragments. */
+export type Merger = (parent: Req) => Uint8Array;
 
 /**
  * Sends one fragment per server for a multi-key command. Returns false when the
@@ -71,7 +72,8 @@ function encodeFragment(buf: Uint8Array, slots: RequestSlots, step: number, keys
   return encodeCommandParts(NO_HEAD, buf, slots.argStart, slots.argEnd, pick);
 }
 
-function firstError(parent: Req): Uint8Array | null {
+/** The first fragment's error (or a stand-in for a fragment left without a reply), else null. */
+export function firstError(parent: Req): Uint8Array | null {
   for (const frag of parent.frags!) {
     if (frag.reply === null || isError(frag.reply)) return frag.reply ?? BAD_FRAGMENT;
   }
@@ -90,7 +92,8 @@ const mergeMget: Merger = (parent) => {
   return joinArray(values);
 };
 
-const mergeSum: Merger = (parent) => {
+/** Integer replies summed (DEL, EXISTS, DBSIZE). */
+export const mergeSum: Merger = (parent) => {
   const error = firstError(parent);
   if (error !== null) return error;
   let total = 0;
@@ -109,7 +112,8 @@ const mergeMset: Merger = (parent) => {
   return parent.frags![0].reply!;
 };
 
-function joinArray(values: Uint8Array[]): Uint8Array {
+/** An array reply of already encoded elements. */
+export function joinArray(values: Uint8Array[]): Uint8Array {
   const header = arrayHeader(values.length);
   let size = header.length;
   for (const value of values) size += value.length;
@@ -125,4 +129,4 @@ function joinArray(values: Uint8Array[]): Uint8Array {
 
 const EMPTY = new Uint8Array(0);
 const NO_HEAD: Uint8Array[] = [];
-const BAD_FRAGMENT = errorReply("ERR unexpected reply from a server for a fragment");
+export const BAD_FRAGMENT = errorReply("ERR unexpected reply from a server for a fragment");

@@ -1,12 +1,15 @@
 /**
- * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, HELLO, and enough of
- * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy.
+ * Commands the proxy answers itself: PING, ECHO, QUIT, AUTH, SELECT, HELLO, enough of
+ * COMMAND and CONFIG GET that redis-cli and redis-benchmark work through the proxy, INFO
+ * (redis_info.ts) and CLIENT for the client's own connection (redis_client_cmds.ts).
  */
 import { bulkReply, EMPTY_ARRAY_REPLY, errorReply, OK_REPLY, PONG_REPLY, ZERO_REPLY } from "../redis/mod.ts";
 import { ByteWriter } from "../bytes.ts";
 import type { SessionHost } from "./protocol.ts";
 import type { RedisSession } from "./redis.ts";
 import { argBytes, argEquals, argIsSecret } from "./redis_args.ts";
+import { infoCommand } from "./redis_info.ts";
+import { clientCommand } from "./redis_client_cmds.ts";
 
 type LocalHandler = (session: RedisSession, buf: Uint8Array, host: SessionHost) => void;
 
@@ -61,6 +64,8 @@ export const LOCAL_COMMANDS: Record<string, LocalHandler> = {
     for (let i = 2; i < slots.argc; i++) params.push(argBytes(buf, slots, i));
     host.replyLocal(configGetReply(params));
   },
+  info: infoCommand,
+  client: clientCommand,
 };
 
 /** CONFIG GET (one or, as Redis 7 allows, several parameters) answers each with an empty value, which tools read as "unset". */

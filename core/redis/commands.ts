@@ -8,10 +8,14 @@
 
 import { latin1Bytes, latin1String } from "../bytes.ts";
 import { errorReply } from "./encode.ts";
+import { type KeySpec, keySpecsOf, namesSeveralKeys } from "./keys.ts";
 
 /** How the proxy handles a command. */
 export const Kind = {
-  /** Sent whole to the server that owns argv[firstKey] (keyless when firstKey is 0 or >= argc). */
+  /**
+   * Sent whole to the server that owns argv[firstKey] (keyless when firstKey is 0 or >= argc);
+   * a command naming several keys (`several`) only when they all live there.
+   */
   Forward: 0,
   /** Keys spread over servers: split per server, then merge the replies (MGET, MSET, DEL...). */
   MultiKey: 1,
@@ -23,6 +27,8 @@ export const Kind = {
   Transaction: 4,
   /** Blocking reads (BLPOP, XREAD BLOCK...): on a connection of the client's own while they block. */
   Blocking: 5,
+  /** Sent to every shard and merged (SCAN, DBSIZE, KEYS, RANDOMKEY, SCRIPT, FLUSHDB, FLUSHALL). */
+  FanOut: 6,
 } as const;
 
 /** Where a blocking command's keys are (they must all live on one server). */
@@ -47,7 +53,7 @@ export interface CommandSpec {
   arity: number;
   /** Index of the argument routed on; 0 if the command has no key. */
   firstKey: number;
-  /** MultiKey: 1 when every argument after the name is a key, 2 for key/value pairs (MSET). */
+  /** MultiKey: 1 when every argument after the name is a key, 2 for key/value pairs (MSET; MSETNX too). */
   keyStep?: number;
   /** EVAL-like: argv[2] is numkeys; the routing key argv[3] exists only when numkeys > 0. */
   eval?: boolean;
@@ -60,6 +66,10 @@ export interface CommandSpec {
    * command missing from the table (see isReadOnly).
    */
   readonly: boolean;
+  /** Where its keys are: Redis's key specs (see keys.ts); empty for a keyless command. */
+  keys: readonly KeySpec[];
+  /** It may name more than one key: forwarded only when they all live on one server, else -CROSSSLOT. */
+  several: boolean;
 }
 
 type Group = readonly (readonly [arity: number, names: string])[];
@@ -80,11 +90,13 @@ const SINGLE_KEY: Group = [
 ];
 
 /**
- * Commands naming several keys that are routed, like twemproxy does, by the first
- * one (argv[1]): correct only when all their keys live on one server (hash tags).
+ * Commands naming several keys, routed by the first one (argv[1]) and forwarded whole
+ * only when every key lives on that server (else -CROSSSLOT; twemproxy routes them by the
+ * first key alone). Where the other keys are comes from keys.ts; so does SORT's and
+ * GEORADIUS's STORE destination, though they are listed with the single-key commands.
  */
 const FIRST_OF_SEVERAL: Group = [
-  [3, "rpoplpush"],
+  [3, "rpoplpush rename renamenx"],
   [4, "smove"],
   [5, "lmove"],
   [-2, "sdiff sinter sunion pfcount pfmerge"],
@@ -96,15 +108,19 @@ const FIRST_OF_SEVERAL: Group = [
 
 /**
  * Commands whose first key is argv[2]: after numkeys (zdiff, zinter, zunion,
- * sintercard, zintercard, lmpop, zmpop) or after a subcommand (object, xinfo, xgroup).
+ * sintercard, zintercard, lmpop, zmpop), after a subcommand (object, xinfo, xgroup) or
+ * after BITOP's operation.
  * twemproxy routes zdiff/zinter/zunion by argv[1], the numkeys digits; routing by the
  * first real key is what makes hash-tagged keys work, so this table does that.
  */
 const SECOND_ARG_KEY: Group = [
   [-2, "object xinfo xgroup"],
   [-3, "zdiff zinter zunion sintercard zintercard"],
-  [-4, "lmpop zmpop"],
+  [-4, "lmpop zmpop bitop"],
 ];
+
+/** MSETNX key value [key value ...]: forwarded whole (it is atomic), its keys on one server. */
+const KEY_VALUE_ON_ONE_SERVER: Group = [[-3, "msetnx"]];
 
 /** Scripts: "EVAL script numkeys key...": routed by argv[3] when numkeys > 0. */
 const EVAL_LIKE: Group = [[-3, "eval evalsha eval_ro evalsha_ro fcall fcall_ro"]];
@@ -117,27 +133,38 @@ const MULTI_KEY: Group = [[-2, "mget del unlink exists touch"]];
 /** Split per server and merged: key/value pairs. */
 const MULTI_KEY_VALUE: Group = [[-3, "mset"]];
 
-/** Answered by the proxy. */
+/** Answered by the proxy (INFO and CLIENT from the proxy's own state: redis_info.ts, redis_client_cmds.ts). */
 const LOCAL: Group = [
-  [-1, "ping quit command hello"],
-  [-2, "auth config"],
+  [-1, "ping quit command hello info"],
+  [-2, "auth config client"],
   [2, "select echo"],
 ];
 
 /**
- * Refused with "-ERR unsupported command": keyspace-wide, cross-key or blocking
- * commands, transactions, pub/sub, scripting/function management, server admin.
+ * Refused with "-ERR unsupported command": pub/sub, function management and server
+ * administration (each server's own business: SAVE, SHUTDOWN, CLUSTER, DEBUG, MONITOR...).
  */
 const UNSUPPORTED: Group = [
-  [1, "asking bgrewriteaof dbsize lastsave monitor pfselftest randomkey readonly readwrite reset role save sync time"],
-  [2, "keys"],
-  [3, "pfdebug publish rename renamenx replicaof slaveof spublish swapdb wait"],
+  [1, "asking bgrewriteaof lastsave monitor pfselftest readonly readwrite reset role save sync time"],
+  [3, "pfdebug publish replicaof slaveof spublish swapdb wait"],
   [4, "waitaof"],
-  [-1, "bgsave failover flushall flushdb info punsubscribe replconf shutdown sunsubscribe unsubscribe"],
-  [-2, "acl client cluster debug function latency memory module psubscribe pubsub scan script slowlog ssubscribe subscribe"],
-  [-3, "msetnx psync"],
-  [-4, "bitop restore-asking"],
+  [-1, "bgsave failover punsubscribe replconf shutdown sunsubscribe unsubscribe"],
+  [-2, "acl cluster debug function latency memory module psubscribe pubsub slowlog ssubscribe subscribe"],
+  [-3, "psync"],
+  [-4, "restore-asking"],
   [-6, "migrate"],
+];
+
+/**
+ * Sent to every shard's master and merged (redis_fanout.ts): SCAN with a composite cursor,
+ * DBSIZE summed, KEYS concatenated, RANDOMKEY from a random non-empty server, SCRIPT
+ * LOAD/EXISTS/FLUSH, and FLUSHDB/FLUSHALL when the pool sets allow_flush.
+ */
+const FAN_OUT: Group = [
+  [1, "dbsize randomkey"],
+  [2, "keys"],
+  [-1, "flushall flushdb"],
+  [-2, "scan script"],
 ];
 
 /** Transactions, pinned to one server (see core/proxy/redis_txn.ts). */
@@ -171,7 +198,8 @@ const TABLE: CommandSpec[] = [];
 function add(group: Group, kind: number, firstKey: number, extra?: Partial<CommandSpec>): void {
   for (const [arity, names] of group) {
     for (const name of names.split(" ")) {
-      TABLE.push({ name, kind, arity, firstKey, ...extra, readonly: READONLY.has(name) });
+      const keys = keySpecsOf(name, firstKey);
+      TABLE.push({ name, kind, arity, firstKey, ...extra, readonly: READONLY.has(name), keys, several: namesSeveralKeys(keys) });
     }
   }
 }
@@ -179,12 +207,14 @@ function add(group: Group, kind: number, firstKey: number, extra?: Partial<Comma
 add(SINGLE_KEY, Kind.Forward, 1);
 add(FIRST_OF_SEVERAL, Kind.Forward, 1);
 add(SECOND_ARG_KEY, Kind.Forward, 2);
+add(KEY_VALUE_ON_ONE_SERVER, Kind.Forward, 1, { keyStep: 2 });
 add(EVAL_LIKE, Kind.Forward, 3, { eval: true });
 add(KEYLESS, Kind.Forward, 0);
 add(MULTI_KEY, Kind.MultiKey, 1, { keyStep: 1 });
 add(MULTI_KEY_VALUE, Kind.MultiKey, 1, { keyStep: 2 });
 add(LOCAL, Kind.Local, 0);
 add(UNSUPPORTED, Kind.Unsupported, 0);
+add(FAN_OUT, Kind.FanOut, 0);
 add(TRANSACTION, Kind.Transaction, 0);
 add(BLOCKING_ALL_BUT_LAST, Kind.Blocking, 1, { keyShape: KeyShape.AllButLast });
 add(BLOCKING_FIRST_TWO, Kind.Blocking, 1, { keyShape: KeyShape.FirstTwo });
@@ -280,6 +310,12 @@ export function checkArity(spec: CommandSpec, argc: number): boolean {
 export function wrongArityError(spec: CommandSpec): Uint8Array {
   return errorReply("ERR wrong number of arguments for '" + spec.name + "' command");
 }
+
+/**
+ * Redis Cluster's reply to a command whose keys live on different servers: the proxy gives
+ * it instead of sending the command to one of them.
+ */
+export const CROSSSLOT_REPLY: Uint8Array = errorReply("CROSSSLOT Keys in request don't hash to the same slot");
 
 /** The proxy's reply to a command it refuses: "-ERR unsupported command 'keys'\r\n". */
 export function unsupportedCommandError(spec: CommandSpec): Uint8Array {

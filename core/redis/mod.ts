@@ -15,3 +15,4 @@ export {
 } from "./reply.ts";
 export * from "./encode.ts";
 export * from "./commands.ts";
+export * from "./keys.ts";
