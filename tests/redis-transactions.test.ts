@@ -57,6 +57,13 @@ describe("transactions and blocking commands on two redis-servers", () => {
     c.destroy();
   });
 
+  it("a command whose second key is on another server (RENAME) gets CROSSSLOT inside MULTI too", async () => {
+    const c = await client();
+    const got = await c.exchange(encodePipeline([["MULTI"], ["SET", onA[1], "v"], ["RENAME", onA[1], onB[1]], ["EXEC"]]), 4);
+    assert.deepEqual(got, ["+OK\r\n", "+QUEUED\r\n", CROSSSLOT, EXECABORT]);
+    c.destroy();
+  });
+
   it("WATCH: a second client's write to the watched key makes EXEC return nil", async () => {
     const c = await client();
     const other = await client();

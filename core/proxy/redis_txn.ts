@@ -8,8 +8,7 @@
  * MULTI is answered by the proxy and sent to the server only with the first command that
  * names a shard (or at once after WATCH, which already chose one).
  */
-import { type CommandSpec, errorReply, Kind, KeyShape, type RequestSlots, statusReply } from "../redis/mod.ts";
-import { argInt } from "./redis_args.ts";
+import { type CommandSpec, CROSSSLOT_REPLY as CROSSSLOT, errorReply, keyPositions, type RequestSlots, statusReply } from "../redis/mod.ts";
 import type { Route, SessionHost } from "./protocol.ts";
 
 const encoder = new TextEncoder();
@@ -18,7 +17,6 @@ const DISCARD = encoder.encode("*1\r\n$7\r\nDISCARD\r\n");
 const OK = statusReply("OK");
 const QUEUED = statusReply("QUEUED");
 const EMPTY_EXEC = encoder.encode("*0\r\n");
-export const CROSSSLOT = errorReply("CROSSSLOT Keys in request don't hash to the same slot");
 const EXECABORT = errorReply("EXECABORT Transaction discarded because of previous errors.");
 const NESTED = errorReply("ERR MULTI calls can not be nested");
 const EXEC_WITHOUT = errorReply("ERR EXEC without MULTI");
@@ -151,51 +149,17 @@ const CROSS = Symbol("cross");
 
 /** The one shard every key of the command lives on; null for a keyless command or no live shard. */
 function keysRoute(cmd: Parsed, host: SessionHost): Route | null | typeof CROSS {
+  const { spec, buf, slots } = cmd;
+  const args: number[] = [];
+  if (keyPositions(spec.keys, buf, slots, args) < 0) return CROSS;
   let route: Route | null = null;
-  for (const arg of keyArgs(cmd)) {
-    const here = host.route(cmd.buf, cmd.slots.argStart[arg], cmd.slots.argEnd[arg]);
+  for (const arg of args) {
+    const here = host.route(buf, slots.argStart[arg], slots.argEnd[arg]);
     if (here === null) return null;
     if (route !== null && route.id !== here.id) return CROSS;
     route = here;
   }
   return route;
-}
-
-/** Argument indexes of the command's keys. */
-function keyArgs(cmd: Parsed): number[] {
-  const { spec, slots, buf } = cmd;
-  const argc = slots.argc;
-  const range = (from: number, to: number, step = 1) => {
-    const out: number[] = [];
-    for (let i = from; i < to && i < argc; i += step) out.push(i);
-    return out;
-  };
-  if (spec.kind === Kind.Blocking) return blockingKeys(cmd);
-  if (spec.name === "watch" || spec.kind === Kind.MultiKey) return range(1, argc, spec.keyStep ?? 1);
-  if (spec.eval === true) return range(3, 3 + Math.max(0, argInt(buf, slots, 2)));
-  return spec.firstKey > 0 && spec.firstKey < argc ? [spec.firstKey] : [];
-}
-
-function blockingKeys(cmd: Parsed): number[] {
-  const { spec, slots, buf } = cmd;
-  const argc = slots.argc;
-  const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
-  if (spec.keyShape === KeyShape.AllButLast) return range(1, argc - 1);
-  if (spec.keyShape === KeyShape.FirstTwo) return [1, 2];
-  if (spec.keyShape === KeyShape.NumkeysAtTwo) return range(3, Math.min(argc, 3 + Math.max(0, argInt(buf, slots, 2))));
-  const streams = streamsArg(cmd);
-  return streams < 0 ? [] : range(streams + 1, streams + 1 + (argc - streams - 1) / 2);
-}
-
-/** Index of XREAD's STREAMS argument, or -1. */
-function streamsArg(cmd: Parsed): number {
-  const { slots, buf } = cmd;
-  for (let i = 1; i < slots.argc; i++) {
-    if (slots.argEnd[i] - slots.argStart[i] !== 7) continue;
-    const word = new TextDecoder().decode(buf.subarray(slots.argStart[i], slots.argEnd[i])).toLowerCase();
-    if (word === "streams") return i;
-  }
-  return -1;
 }
 
 /** The command as the client sent it, as a request of its own. */

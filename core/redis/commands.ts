@@ -31,17 +31,6 @@ export const Kind = {
   FanOut: 6,
 } as const;
 
-/** Where a blocking command's keys are (they must all live on one server). */
-export const KeyShape = {
-  /** BLPOP key [key ...] timeout */
-  AllButLast: 1,
-  /** BRPOPLPUSH source destination timeout; BLMOVE source destination ... */
-  FirstTwo: 2,
-  /** BLMPOP timeout numkeys key [key ...] ... */
-  NumkeysAtTwo: 3,
-  /** XREAD [...] STREAMS key [key ...] id [id ...] */
-  AfterStreams: 4,
-} as const;
 
 /** One command table entry. */
 export interface CommandSpec {
@@ -57,8 +46,6 @@ export interface CommandSpec {
   keyStep?: number;
   /** EVAL-like: argv[2] is numkeys; the routing key argv[3] exists only when numkeys > 0. */
   eval?: boolean;
-  /** Kind.Blocking: where its keys are (a KeyShape code). */
-  keyShape?: number;
   /**
    * True when Redis flags the command `readonly` in COMMAND INFO: a read a replica may serve.
    * Everything else is a write, including EVAL/EVALSHA/FCALL (their `_ro` forms are reads),
@@ -173,11 +160,10 @@ const TRANSACTION: Group = [
   [-2, "watch"],
 ];
 
-/** Blocking commands, by where their keys are. */
-const BLOCKING_ALL_BUT_LAST: Group = [[-3, "blpop brpop bzpopmax bzpopmin"]];
-const BLOCKING_FIRST_TWO: Group = [[4, "brpoplpush"], [6, "blmove"]];
-const BLOCKING_NUMKEYS: Group = [[-5, "blmpop bzmpop"]];
-const BLOCKING_STREAMS: Group = [[-4, "xread"], [-7, "xreadgroup"]];
+/** Blocking commands, grouped by where their first key is (keys.ts knows the rest). */
+const BLOCKING_FIRST_ARG: Group = [[-3, "blpop brpop bzpopmax bzpopmin"], [4, "brpoplpush"], [6, "blmove"]];
+const BLOCKING_AFTER_NUMKEYS: Group = [[-5, "blmpop bzmpop"]];
+const BLOCKING_AFTER_STREAMS: Group = [[-4, "xread"], [-7, "xreadgroup"]];
 
 /**
  * The commands Redis 7 flags `readonly` in COMMAND INFO (refused ones included, so the flag
@@ -216,10 +202,9 @@ add(LOCAL, Kind.Local, 0);
 add(UNSUPPORTED, Kind.Unsupported, 0);
 add(FAN_OUT, Kind.FanOut, 0);
 add(TRANSACTION, Kind.Transaction, 0);
-add(BLOCKING_ALL_BUT_LAST, Kind.Blocking, 1, { keyShape: KeyShape.AllButLast });
-add(BLOCKING_FIRST_TWO, Kind.Blocking, 1, { keyShape: KeyShape.FirstTwo });
-add(BLOCKING_NUMKEYS, Kind.Blocking, 3, { keyShape: KeyShape.NumkeysAtTwo });
-add(BLOCKING_STREAMS, Kind.Blocking, 0, { keyShape: KeyShape.AfterStreams });
+add(BLOCKING_FIRST_ARG, Kind.Blocking, 1);
+add(BLOCKING_AFTER_NUMKEYS, Kind.Blocking, 3);
+add(BLOCKING_AFTER_STREAMS, Kind.Blocking, 0);
 
 /** Every command in the table. */
 export const COMMANDS: readonly CommandSpec[] = TABLE;
