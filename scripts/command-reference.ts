@@ -23,6 +23,7 @@ export const REFERENCE_CLASSES: readonly ReferenceClass[] = [
   { title: "Answered by the proxy", holds: (c) => c.kind === Kind.Local },
   { title: "Transactions, on a server connection of the client's own", holds: (c) => c.kind === Kind.Transaction },
   { title: "Blocking, on a server connection of the client's own", holds: (c) => c.kind === Kind.Blocking },
+  { title: "Subscriptions, on subscriber connections of the client's own", holds: (c) => c.kind === Kind.PubSub },
   { title: "Refused", holds: (c) => c.kind === Kind.Unsupported },
 ];
 

@@ -146,6 +146,12 @@ export function sessionBatch(c: Case, conf: PoolConf, pool: Pool): Batch {
     pin: () => false,
     unpin: () => {},
     pinned: null,
+    pushLink: () => {
+      throw new Error("no pub/sub in the parse benchmark");
+    },
+    id: 0,
+    remote: "bench",
+    about: { version: "", runtime: "bench", pid: null, startedAt: 0, now: () => 0, pools: [pool] },
     send: (req) => keep(req),
     enqueue: (req) => keep(req),
     closeAfterReplies: () => {},

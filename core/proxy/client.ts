@@ -13,6 +13,7 @@ import type { QueueWaiter, Server, ServerConn } from "./server.ts";
 import type { Shard } from "./topology.ts";
 import { sendCopies } from "./replication/copies.ts";
 import { Fences } from "./replication/fences.ts";
+import type { PushLink } from "./pushlink.ts";
 import { CLOSE, NEED_MORE, type ProxyAbout, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
@@ -122,6 +123,10 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       this.dedicatedInUse.delete(pin.conn);
       pin.shard.master.giveBack(pin.conn);
     });
+  }
+
+  pushLink(route: Route, onReconnect: () => void): PushLink {
+    return this.home.pushLink(route.id, (reply) => this.replyLocal(reply), onReconnect);
   }
 
   get pinned(): Route | null {
@@ -358,6 +363,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     for (const req of this.queue.drain()) req.owner = null;
     // A dedicated connection may hold this client's MULTI or a blocked command: it goes too.
     this.dropDedicated();
+    this.session.closed?.();
     this.out = [];
     this.pending = [];
     this.owner.clientClosed(this);

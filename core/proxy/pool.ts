@@ -20,6 +20,7 @@ import type { Req } from "./req.ts";
 import type { Protocol } from "./protocol.ts";
 import { type ShardPlacement, SentinelWatcher } from "../sentinel/watcher.ts";
 import { placeShards } from "../sentinel/placement.ts";
+import { PushLink } from "./pushlink.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -137,6 +138,13 @@ export class Pool {
     if (conf.preconnect) this.preconnect();
     this.monitor.start();
     this.followSentinels(conf);
+  }
+
+  /** A subscriber connection to the master of shard `shardId`, wherever it is when (re)connecting. */
+  pushLink(shardId: string, onMessage: (reply: Uint8Array) => void, onReconnect: () => void): PushLink {
+    const { net, clock, protocol } = this.base;
+    const address = () => (this.topology.shards.find((s) => s.id === shardId) ?? this.topology.shards[0]).master.conf.addr;
+    return new PushLink({ net, clock, address, preamble: protocol.preamble(this.fileConf), onMessage, onReconnect });
   }
 
   /** A write was refused with -READONLY: its master was demoted; with Sentinel, ask again now. */

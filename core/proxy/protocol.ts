@@ -5,6 +5,7 @@
 import type { Req } from "./req.ts";
 import type { PoolConf } from "../conf/types.ts";
 import type { Shard } from "./topology.ts";
+import type { PushLink } from "./pushlink.ts";
 import type { Pool } from "./pool.ts";
 
 /** Finds where each server reply ends; resumable across chunks. */
@@ -43,6 +44,12 @@ export interface SessionHost {
   unpin(): void;
   /** The shard this client is pinned to, or null. */
   readonly pinned: Route | null;
+  /**
+   * A subscriber connection of this client's own to `route`'s shard (pub/sub): messages it
+   * receives are written to the client in order with its other replies; `onReconnect` runs
+   * when a lost connection was reopened (send the subscriptions again).
+   */
+  pushLink(route: Route, onReconnect: () => void): PushLink;
   /** Put a request in the client's reply order without sending it (a fragmented parent). */
   enqueue(req: Req): void;
   /** Close the client once every queued reply has been written (QUIT). */
@@ -84,6 +91,8 @@ export interface Session {
   handle(buf: Uint8Array, pos: number, host: SessionHost): number;
   /** After NEED_MORE: bytes needed from `pos` before parsing can progress (0 = unknown). */
   readonly need: number;
+  /** The client is gone: release what the session holds (subscriber connections). */
+  closed?(): void;
 }
 
 export const NEED_MORE = -1;

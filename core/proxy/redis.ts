@@ -29,10 +29,11 @@ import {
 import { CLOSE, NEED_MORE, type Protocol, type Session, type SessionHost } from "./protocol.ts";
 import { LOCAL_COMMANDS } from "./redis_local.ts";
 import { fragmentMultiKey } from "./redis_frag.ts";
-import { argInt } from "./redis_args.ts";
+import { argBytes, argInt } from "./redis_args.ts";
 import { FAN_OUT_COMMANDS } from "./redis_fanout.ts";
 import { ClientState } from "./redis_client_cmds.ts";
 import { sendBlocking, Transaction } from "./redis_txn.ts";
+import { notInSubscribedMode, PubSub, SUBSCRIBED_MODE_COMMANDS } from "./redis_pubsub.ts";
 
 const encoder = new TextEncoder();
 
@@ -47,9 +48,15 @@ export class RedisSession implements Session {
   readonly client = new ClientState();
   /** MULTI/EXEC and WATCH state (see redis_txn.ts). */
   private readonly txn = new Transaction();
+  /** Subscriptions, once the client subscribed to anything (redis_pubsub.ts). */
+  private pubsub: PubSub | null = null;
 
   constructor(pool: PoolConf) {
     this.authed = pool.redisAuth === null;
+  }
+
+  closed(): void {
+    this.pubsub?.close();
   }
 
   handle(buf: Uint8Array, pos: number, host: SessionHost): number {
@@ -86,6 +93,13 @@ export class RedisSession implements Session {
     if (!checkArity(spec, slots.argc)) return void host.replyLocal(wrongArityError(spec));
     if (!this.authed && !PRE_AUTH.has(spec.name)) {
       return void host.replyLocal(NOAUTH);
+    }
+    if (this.pubsub?.active === true && !SUBSCRIBED_MODE_COMMANDS.has(spec.name)) {
+      return void host.replyLocal(notInSubscribedMode(spec.name));
+    }
+    if (spec.kind === Kind.PubSub) return (this.pubsub ??= new PubSub()).handle(spec.name, buf, slots, host);
+    if (spec.name === "ping" && this.pubsub?.active === true) {
+      return void host.replyLocal(this.pubsub.pong(slots.argc > 1 ? argBytes(buf, slots, 1) : null));
     }
     if (spec.kind === Kind.Transaction) return this.txn.control({ spec, buf, slots, pos, end }, host);
     if (this.txn.inMulti && queuedInMulti(spec)) return this.txn.queue({ spec, buf, slots, pos, end }, host);

@@ -29,6 +29,8 @@ export const Kind = {
   Blocking: 5,
   /** Sent to every shard and merged (SCAN, DBSIZE, KEYS, RANDOMKEY, SCRIPT, FLUSHDB, FLUSHALL). */
   FanOut: 6,
+  /** (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE: subscriber connections per shard (redis_pubsub.ts). */
+  PubSub: 7,
 } as const;
 
 
@@ -127,16 +129,25 @@ const LOCAL: Group = [
   [2, "select echo"],
 ];
 
+/** Routed by their channel (argv[1]), as a key: publishers meet the channel's subscribers there. */
+const PUBLISH: Group = [[3, "publish spublish"]];
+
+/** Subscriptions, on subscriber connections of the client's own. */
+const SUBSCRIPTIONS: Group = [
+  [-2, "subscribe psubscribe ssubscribe"],
+  [-1, "unsubscribe punsubscribe sunsubscribe"],
+];
+
 /**
- * Refused with "-ERR unsupported command": pub/sub, function management and server
- * administration (each server's own business: SAVE, SHUTDOWN, CLUSTER, DEBUG, MONITOR...).
+ * Refused with "-ERR unsupported command": function management and server administration
+ * (each server's own business: SAVE, SHUTDOWN, CLUSTER, DEBUG, MONITOR...), PUBSUB introspection.
  */
 const UNSUPPORTED: Group = [
   [1, "asking bgrewriteaof lastsave monitor pfselftest readonly readwrite reset role save sync time"],
-  [3, "pfdebug publish replicaof slaveof spublish swapdb wait"],
+  [3, "pfdebug replicaof slaveof swapdb wait"],
   [4, "waitaof"],
-  [-1, "bgsave failover punsubscribe replconf shutdown sunsubscribe unsubscribe"],
-  [-2, "acl cluster debug function latency memory module psubscribe pubsub slowlog ssubscribe subscribe"],
+  [-1, "bgsave failover replconf shutdown"],
+  [-2, "acl cluster debug function latency memory module pubsub slowlog"],
   [-3, "psync"],
   [-4, "restore-asking"],
   [-6, "migrate"],
@@ -200,6 +211,8 @@ add(MULTI_KEY, Kind.MultiKey, 1, { keyStep: 1 });
 add(MULTI_KEY_VALUE, Kind.MultiKey, 1, { keyStep: 2 });
 add(LOCAL, Kind.Local, 0);
 add(UNSUPPORTED, Kind.Unsupported, 0);
+add(PUBLISH, Kind.Forward, 1);
+add(SUBSCRIPTIONS, Kind.PubSub, 0);
 add(FAN_OUT, Kind.FanOut, 0);
 add(TRANSACTION, Kind.Transaction, 0);
 add(BLOCKING_FIRST_ARG, Kind.Blocking, 1);
