@@ -120,15 +120,15 @@ describe("transactions and blocking commands on two redis-servers", () => {
     c.destroy();
   });
 
-  it("30 clients blocked in BLPOP do not delay another client, and are all woken", async () => {
-    const blockers = await Promise.all(Array.from({ length: 30 }, () => client()));
+  it("200 clients blocked in BLPOP do not delay another client, and are all woken", async () => {
+    const blockers = await Promise.all(Array.from({ length: 200 }, () => client()));
     for (const b of blockers) b.write(encodePipeline([["BLPOP", "many{q}", "10"]]));
     const other = await client();
     for (let i = 0; i < 20; i++) {
       assert.deepEqual(await other.exchange(encodePipeline([["SET", "free", String(i)], ["GET", "free"]]), 2), ["+OK\r\n", `$${String(i).length}\r\n${i}\r\n`]);
     }
     assert.ok(blockers.every((b) => b.replies.length === 0), "the blockers are still waiting");
-    await other.exchange(encodePipeline([["RPUSH", "many{q}", ...Array.from({ length: 30 }, (_, i) => `v${i}`)]]), 1);
+    await other.exchange(encodePipeline([["RPUSH", "many{q}", ...Array.from({ length: 200 }, (_, i) => `v${i}`)]]), 1);
     await Promise.all(blockers.map((b) => b.waitReplies(1, 5000)));
     for (const b of blockers) b.destroy();
     other.destroy();
