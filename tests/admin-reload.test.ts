@@ -94,10 +94,10 @@ describe("admin reload routes", () => {
     assert.match(String(res.body.error), /reload is not available/);
   });
 
-  it("GET / lists /reload among the endpoints", async () => {
-    const res = await call(app, "GET", "/", HOST);
+  it("GET /api lists /reload among the endpoints", async () => {
+    const res = await call(app, "GET", "/api", HOST);
     const endpoints = res.body.endpoints as Record<string, string>;
-    assert.deepEqual(Object.keys(endpoints), ["/stats", "/metrics", "/health", "/pools", "/reload"]);
+    assert.deepEqual(Object.keys(endpoints), ["/", "/api", "/api/dashboard", "/stats", "/metrics", "/health", "/live", "/pools", "/reload"]);
     assert.match(endpoints["/reload"], /^POST: .*dry_run=1/);
   });
 

@@ -1,8 +1,9 @@
 /**
  * The HTTP admin API as a hono app (runtime-neutral; the adapters serve its fetch):
- * /stats (the stats port's JSON), /metrics (Prometheus text), /health (readiness),
- * /pools (config and server state), /reload (POST: re-read the config file).
- * State-changing routes pass the guard in guard.ts first.
+ * / (the dashboard page, see dashboard/), /api (the list of routes), /api/dashboard (what the
+ * page polls), /stats (the stats port's JSON), /metrics (Prometheus text), /health
+ * (readiness), /live (liveness), /pools (config and server state), /reload (POST: re-read
+ * the config file). State-changing routes pass the guard in guard.ts first.
  */
 import { Hono } from "hono";
 import type { Clock } from "../net.ts";
@@ -16,6 +17,9 @@ import type { HealthChecker } from "./health.ts";
 import { adminGuard } from "./guard.ts";
 import { describePools } from "./pools.ts";
 import { getReload, NEVER_RELOADED, postReload } from "./reload.ts";
+import { installDashboard } from "./dashboard/mod.ts";
+import { History, type HistoryNode, type LatencyReader } from "../stats/history.ts";
+import type { Server } from "../proxy/server.ts";
 
 /** What the routes read. */
 export interface AdminSources {
@@ -36,15 +40,24 @@ export interface AdminSources {
   readonly adminToken: string | null;
   /** The admin API's bound address (the guard checks Host against it); null while unbound. */
   adminAddr(): Addr | null;
+  /**
+   * The per-second history the dashboard charts (sampled by startObservability's timer);
+   * absent = one sampled only when /api/dashboard is asked (charts fill while a page is open).
+   */
+  readonly history?: History;
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
 /** The routes, each listed with its purpose at GET /. */
 const ROUTES = {
+  "/": "the dashboard (HTML): pools, shards, nodes, charts of the last 15 minutes, reload",
+  "/api": "this list",
+  "/api/dashboard": "what the dashboard shows, as JSON (?since=MS: only chart points newer than MS)",
   "/stats": "twemproxy stats JSON, as on the stats port",
   "/metrics": "Prometheus text exposition 0.0.4",
-  "/health": "200 when every pool has a reachable server, else 503",
+  "/health": "200 when every pool has a reachable server, else 503 (readiness)",
+  "/live": "200 while the process serves (liveness; unlike /health, not about the backends)",
   "/pools": "loaded pool config, each server's state, the config generation and last reload error",
   "/reload": "POST: re-read the config file and apply it (?dry_run=1: validate and return the diff only); " +
     "needs the admin token, or a loopback admin address and Content-Type: application/json. GET: reload status",
@@ -57,7 +70,19 @@ const ROUTES = {
 export function createAdminApp(src: AdminSources): Hono {
   const app = new Hono();
   app.use("*", adminGuard({ token: src.adminToken, bound: () => src.adminAddr() }));
-  app.get("/", (c) => c.json({ service: "nutcracker", version: src.version, endpoints: ROUTES }));
+  app.get("/api", (c) => c.json({ service: "nutcracker", version: src.version, endpoints: ROUTES }));
+  app.get("/live", (c) => c.json({ status: "live" }));
+  const history = src.history ?? new History(() => src.proxy.pools, latencyReader(src.metrics));
+  installDashboard(app, {
+    proxy: src.proxy,
+    history,
+    clock: src.clock,
+    startedAt: src.startedAt,
+    version: src.version,
+    source: src.source,
+    reloadStatus: () => src.reloader?.status() ?? NEVER_RELOADED,
+    reloadAvailable: src.reloader !== null,
+  });
   app.get("/stats", (c) => c.body(src.reporter.json(), 200, { "content-type": JSON_TYPE }));
   app.get("/metrics", (c) => {
     const now = src.clock.now();
@@ -83,4 +108,13 @@ export function createAdminApp(src: AdminSources): Hono {
   app.post("/reload", (c) => postReload(c, src.reloader));
   app.get("/reload", (c) => getReload(c, src.reloader));
   return app;
+}
+
+/**
+ * How History reads a node's latency buckets from the metrics.
+ * @example new History(() => proxy.pools, latencyReader(metrics))
+ */
+export function latencyReader(metrics: Metrics): LatencyReader {
+  // History sees pools' servers through HistoryNode; they are the Servers the metrics know.
+  return (node: HistoryNode, out) => metrics.addLatencyCounts(node as Server, out);
 }

@@ -17,11 +17,13 @@ import type { Reloader } from "../reload/types.ts";
 import { StatsReporter } from "../stats/reporter.ts";
 import { startStatsPort } from "../stats/port.ts";
 import { HealthChecker } from "./health.ts";
-import { createAdminApp } from "./app.ts";
+import { createAdminApp, latencyReader } from "./app.ts";
 import { isLoopbackHost } from "./guard.ts";
+import { History } from "../stats/history.ts";
 
 export { createMetrics, Metrics } from "../stats/metrics.ts";
-export { createAdminApp } from "./app.ts";
+export { createAdminApp, latencyReader } from "./app.ts";
+export { History } from "../stats/history.ts";
 export type { AdminSources } from "./app.ts";
 export { adminGuard, isLoopbackHost } from "./guard.ts";
 export { withTrigger } from "./reload.ts";
@@ -84,12 +86,15 @@ export async function startObservability(
   reporter.start();
   let ready = true;
   let admin: Listener | null = null;
+  let history: History | null = null;
   if (opts.adminAddr !== null) {
+    // The dashboard's charts: sampled from start, so they are full when a page opens.
+    history = new History(() => proxy.pools, latencyReader(metrics));
     const health = new HealthChecker(net, clock, { probeTimeoutMs: opts.probeTimeoutMs, cacheMs: opts.healthCacheMs });
     const adminToken = opts.adminToken ?? null;
     const app = createAdminApp({
       proxy, reporter, metrics, health, clock, version, source, startedAt, ready: () => ready,
-      reloader: opts.reloader ?? null, adminToken, adminAddr: () => admin?.addr ?? null,
+      reloader: opts.reloader ?? null, adminToken, adminAddr: () => admin?.addr ?? null, history,
     });
     try {
       admin = await net.serveHttp(opts.adminAddr, app.fetch);
@@ -98,6 +103,7 @@ export async function startObservability(
       await stats.close();
       throw err;
     }
+    history.start(clock);
     log.log(5, `admin listening on 'http://${formatAddr(admin.addr)}'`);
     if (adminToken === null && !(admin.addr.kind === "tcp" && isLoopbackHost(admin.addr.host))) {
       log.warn(`admin API on a non-loopback address without --admin-token: POST routes (/reload) are refused`);
@@ -110,6 +116,7 @@ export async function startObservability(
     async close() {
       ready = false;
       reporter.stop();
+      history?.stop();
       await Promise.all([stats.close(), admin?.close()]);
     },
   };

@@ -61,3 +61,27 @@ export class Histogram {
     return out;
   }
 }
+
+/**
+ * The q-quantile of per-bucket counts (not cumulative; the last entry is +Inf), as
+ * Prometheus' histogram_quantile() estimates it: linear within the bucket the rank falls
+ * in, 0 as the first bucket's lower bound, the highest finite bound for a rank in +Inf.
+ * NaN when there are no observations.
+ * @example bucketQuantile([1, 2], Float64Array.of(0, 4, 0), 0.5) // 1.5
+ */
+export function bucketQuantile(bounds: ArrayLike<number>, counts: ArrayLike<number>, q: number): number {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i];
+  if (total <= 0) return NaN;
+  const rank = q * total;
+  let below = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const here = counts[i];
+    if (here > 0 && below + here >= rank) {
+      const lower = i === 0 ? 0 : bounds[i - 1];
+      return lower + (bounds[i] - lower) * ((rank - below) / here);
+    }
+    below += here;
+  }
+  return bounds.length > 0 ? bounds[bounds.length - 1] : NaN;
+}

@@ -52,6 +52,20 @@ export class Metrics {
     return [...commands.values()].sort((a, b) => (a.command < b.command ? -1 : a.command > b.command ? 1 : 0));
   }
 
+  /**
+   * Add the latency bucket counts of every command of `server` into `out` (one entry per
+   * LATENCY_BUCKETS_SECONDS bound plus +Inf, not cumulative); no allocation.
+   * @example const out = new Float64Array(LATENCY_BUCKETS_SECONDS.length + 1); metrics.addLatencyCounts(server, out);
+   */
+  addLatencyCounts(server: Server, out: Float64Array): void {
+    const commands = this.byServer.get(server);
+    if (commands === undefined) return;
+    for (const series of commands.values()) {
+      const counts = series.latency.counts;
+      for (let i = 0; i < counts.length && i < out.length; i++) out[i] += counts[i];
+    }
+  }
+
   /** Forget servers no longer in any pool (after a reload rebuilt them). */
   retain(live: ReadonlySet<Server>): void {
     for (const server of this.byServer.keys()) {

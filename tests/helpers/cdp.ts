@@ -1,0 +1,425 @@
+/**
+ * Headless Chromium driven over the DevTools protocol, for the dashboard's browser tests.
+ * Debian's /usr/bin/chromium is started with a fresh profile and `--remote-debugging-port=0`;
+ * the test talks to it over one WebSocket (a minimal RFC 6455 client on node:net, because
+ * Node 20 has no global WebSocket and Node, Deno and Bun all have node:net) in flattened
+ * session mode. No browser download, no npm dependency.
+ *
+ *   const browser = await launchChromium();
+ *   const page = await browser.newPage({ width: 1280, height: 900 });
+ *   await page.goto("http://127.0.0.1:22223/");
+ *   await page.waitFor("document.querySelector('[data-pool]') !== null", "a pool");
+ *   await browser.close();
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+
+/** Where Debian's package puts the browser (scripts/setup.sh installs it). */
+export const CHROMIUM = "/usr/bin/chromium";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ---- WebSocket ---------------------------------------------------------------------
+
+/** A client WebSocket carrying text messages (enough for CDP). */
+class TextSocket {
+  onMessage: (text: string) => void = () => {};
+  onClose: () => void = () => {};
+  private buffer = new Uint8Array(0);
+  private fragments: Uint8Array[] = [];
+  private closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on("data", (chunk: Uint8Array) => this.receive(chunk));
+    socket.on("close", () => this.finish());
+    socket.on("error", () => this.finish());
+  }
+
+  /** Open ws://host:port/path; rejects unless the server answers 101 with the right accept key. */
+  static open(url: string, timeoutMs = 10_000): Promise<TextSocket> {
+    const u = new URL(url);
+    const key = randomBytes(16).toString("base64");
+    const expected = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: u.hostname, port: Number(u.port) });
+      let head = "";
+      const timer = setTimeout(() => fail(new Error(`WebSocket ${url}: no handshake in ${timeoutMs} ms`)), timeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      socket.once("error", fail);
+      socket.once("connect", () => {
+        socket.write(
+          `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
+      });
+      const onData = (chunk: Uint8Array) => {
+        head += Buffer.from(chunk).toString("latin1");
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        socket.off("data", onData);
+        clearTimeout(timer);
+        socket.off("error", fail);
+        const lines = head.slice(0, end).split("\r\n");
+        const accept = lines.find((l) => /^sec-websocket-accept:/i.test(l))?.split(":")[1]?.trim();
+        if (!/^HTTP\/1\.1 101 /.test(lines[0]) || accept !== expected) return fail(new Error(`WebSocket ${url}: ${lines[0]}`));
+        const ws = new TextSocket(socket);
+        const rest = Buffer.from(head.slice(end + 4), "latin1");
+        resolve(ws);
+        if (rest.length > 0) ws.receive(new Uint8Array(rest));
+      };
+      socket.on("data", onData);
+    });
+  }
+
+  send(text: string): void {
+    if (this.closed) throw new Error("WebSocket closed");
+    this.socket.write(frame(0x1, encoder.encode(text)));
+  }
+
+  close(): void {
+    if (!this.closed) this.socket.write(frame(0x8, new Uint8Array(0)));
+    this.socket.end();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+  }
+
+  private receive(chunk: Uint8Array): void {
+    const joined = new Uint8Array(this.buffer.length + chunk.length);
+    joined.set(this.buffer);
+    joined.set(chunk, this.buffer.length);
+    let at = 0;
+    for (;;) {
+      const parsed = parseFrame(joined, at);
+      if (parsed === null) break;
+      at = parsed.next;
+      this.handle(parsed.fin, parsed.opcode, parsed.payload);
+    }
+    this.buffer = joined.slice(at);
+  }
+
+  private handle(fin: boolean, opcode: number, payload: Uint8Array): void {
+    if (opcode === 0x9) return void this.socket.write(frame(0xa, payload));
+    if (opcode === 0x8) return void this.socket.end();
+    if (opcode !== 0x1 && opcode !== 0x0) return;
+    this.fragments.push(payload);
+    if (!fin) return;
+    const total = this.fragments.reduce((n, f) => n + f.length, 0);
+    const whole = new Uint8Array(total);
+    let off = 0;
+    for (const f of this.fragments) {
+      whole.set(f, off);
+      off += f.length;
+    }
+    this.fragments = [];
+    this.onMessage(decoder.decode(whole));
+  }
+}
+
+/** A masked client frame. */
+function frame(opcode: number, payload: Uint8Array): Uint8Array {
+  const len = payload.length;
+  const headLen = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const out = new Uint8Array(headLen + 4 + len);
+  out[0] = 0x80 | opcode;
+  if (len < 126) out[1] = 0x80 | len;
+  else if (len < 65536) {
+    out[1] = 0x80 | 126;
+    out[2] = len >> 8;
+    out[3] = len & 0xff;
+  } else {
+    out[1] = 0x80 | 127;
+    new DataView(out.buffer).setBigUint64(2, BigInt(len));
+  }
+  const mask = randomBytes(4);
+  out.set(mask, headLen);
+  for (let i = 0; i < len; i++) out[headLen + 4 + i] = payload[i] ^ mask[i & 3];
+  return out;
+}
+
+/** One server frame at `at`, or null when it is not complete yet. */
+function parseFrame(buf: Uint8Array, at: number): { fin: boolean; opcode: number; payload: Uint8Array; next: number } | null {
+  if (buf.length - at < 2) return null;
+  const fin = (buf[at] & 0x80) !== 0;
+  const opcode = buf[at] & 0x0f;
+  const masked = (buf[at + 1] & 0x80) !== 0;
+  let len = buf[at + 1] & 0x7f;
+  let off = at + 2;
+  if (len === 126) {
+    if (buf.length - off < 2) return null;
+    len = (buf[off] << 8) | buf[off + 1];
+    off += 2;
+  } else if (len === 127) {
+    if (buf.length - off < 8) return null;
+    len = Number(new DataView(buf.buffer, buf.byteOffset + off, 8).getBigUint64(0));
+    off += 8;
+  }
+  const maskAt = off;
+  if (masked) off += 4;
+  if (buf.length - off < len) return null;
+  const payload = buf.slice(off, off + len);
+  if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[maskAt + (i & 3)];
+  return { fin, opcode, payload, next: off + len };
+}
+
+// ---- DevTools protocol ---------------------------------------------------------------
+
+type Params = Record<string, unknown>;
+interface Pending {
+  resolve(value: Params): void;
+  reject(err: Error): void;
+}
+
+/** A CDP connection: commands by id, events by method (and session). */
+class Connection {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly listeners: { method: string; session: string | undefined; fn: (params: Params) => void }[] = [];
+
+  constructor(private readonly ws: TextSocket) {
+    ws.onMessage = (text) => this.dispatch(JSON.parse(text) as Params);
+    ws.onClose = () => {
+      for (const p of this.pending.values()) p.reject(new Error("DevTools connection closed"));
+      this.pending.clear();
+    };
+  }
+
+  send(method: string, params: Params = {}, sessionId?: string, timeoutMs = 15_000): Promise<Params> {
+    const id = this.nextId++;
+    const message: Params = { id, method, params };
+    if (sessionId !== undefined) message.sessionId = sessionId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${method}: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      this.ws.send(JSON.stringify(message));
+    });
+  }
+
+  on(method: string, session: string | undefined, fn: (params: Params) => void): void {
+    this.listeners.push({ method, session, fn });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  private dispatch(msg: Params): void {
+    if (typeof msg.id === "number") {
+      const p = this.pending.get(msg.id);
+      if (p === undefined) return;
+      this.pending.delete(msg.id);
+      const error = msg.error as { message?: string } | undefined;
+      if (error !== undefined) p.reject(new Error(`DevTools: ${error.message ?? JSON.stringify(error)}`));
+      else p.resolve((msg.result ?? {}) as Params);
+      return;
+    }
+    for (const l of this.listeners) {
+      if (l.method === msg.method && (l.session === undefined || l.session === msg.sessionId)) l.fn((msg.params ?? {}) as Params);
+    }
+  }
+}
+
+/** A viewport. */
+export interface Viewport {
+  readonly width: number;
+  readonly height: number;
+  readonly mobile?: boolean;
+  readonly dark?: boolean;
+}
+
+/** One tab. */
+export class Page {
+  /** Console errors, uncaught exceptions and failed loads, as text, in order. */
+  readonly errors: string[] = [];
+  private loaded: (() => void) | null = null;
+
+  constructor(private readonly cdp: Connection, private readonly session: string) {
+    cdp.on("Runtime.consoleAPICalled", session, (p) => {
+      if (p.type === "error" || p.type === "assert") {
+        const args = (p.args as { value?: unknown; description?: string }[]).map((a) => a.description ?? String(a.value));
+        this.errors.push(`console.${p.type}: ${args.join(" ")}`);
+      }
+    });
+    cdp.on("Runtime.exceptionThrown", session, (p) => {
+      const d = p.exceptionDetails as { text: string; exception?: { description?: string } };
+      this.errors.push(`exception: ${d.exception?.description ?? d.text}`);
+    });
+    cdp.on("Log.entryAdded", session, (p) => {
+      const e = p.entry as { level: string; text: string; url?: string };
+      if (e.level === "error") this.errors.push(`log: ${e.text}${e.url ? ` (${e.url})` : ""}`);
+    });
+    cdp.on("Page.loadEventFired", session, () => this.loaded?.());
+  }
+
+  /** Send a command in this tab's session. */
+  send(method: string, params: Params = {}): Promise<Params> {
+    return this.cdp.send(method, params, this.session);
+  }
+
+  async setViewport(v: Viewport): Promise<void> {
+    await this.send("Emulation.setDeviceMetricsOverride", { width: v.width, height: v.height, deviceScaleFactor: 1, mobile: v.mobile ?? false });
+    await this.send("Emulation.setEmulatedMedia", { features: [{ name: "prefers-color-scheme", value: v.dark ? "dark" : "light" }] });
+  }
+
+  /** Navigate and wait for the load event. */
+  async goto(url: string, timeoutMs = 15_000): Promise<void> {
+    const loaded = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${url}: not loaded in ${timeoutMs} ms`)), timeoutMs);
+      this.loaded = () => {
+        clearTimeout(timer);
+        this.loaded = null;
+        resolve();
+      };
+    });
+    const nav = await this.send("Page.navigate", { url });
+    if (typeof nav.errorText === "string") throw new Error(`${url}: ${nav.errorText}`);
+    await loaded;
+  }
+
+  /** Evaluate `expression` in the page (awaiting a promise) and return its JSON value. */
+  async eval<T = unknown>(expression: string): Promise<T> {
+    const r = await this.send("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true });
+    const ex = r.exceptionDetails as { text: string; exception?: { description?: string } } | undefined;
+    if (ex !== undefined) throw new Error(`in the page: ${ex.exception?.description ?? ex.text}\n  evaluating: ${expression}`);
+    return (r.result as { value: T }).value;
+  }
+
+  /** Poll `expression` every 50 ms until it is truthy; returns how long that took (ms). */
+  async waitFor(expression: string, what: string, timeoutMs = 10_000): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      if (await this.eval<boolean>(`Boolean(${expression})`)) return Date.now() - start;
+      if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Click the element matching `selector` with real mouse events at its centre. */
+  async click(selector: string): Promise<void> {
+    const box = await this.eval<{ x: number; y: number } | null>(
+      `(() => { const e = document.querySelector(${JSON.stringify(selector)}); if (!e) return null;` +
+        ` e.scrollIntoView({ block: "center" }); const r = e.getBoundingClientRect(); return { x: r.left + r.width / 2, y: r.top + r.height / 2 }; })()`,
+    );
+    if (box === null) throw new Error(`click: nothing matches ${selector}`);
+    for (const type of ["mousePressed", "mouseReleased"]) {
+      await this.send("Input.dispatchMouseEvent", { type, x: box.x, y: box.y, button: "left", clickCount: 1 });
+    }
+  }
+
+  /** Type `text` into the focused element. */
+  async type(text: string): Promise<void> {
+    await this.send("Input.insertText", { text });
+  }
+
+  /** A PNG of the whole page (beyond the viewport), written to `file`. */
+  async screenshot(file: string): Promise<void> {
+    const shot = await this.send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, Buffer.from(shot.data as string, "base64"));
+  }
+}
+
+/** A running Chromium. */
+export interface Browser {
+  newPage(viewport: Viewport): Promise<Page>;
+  close(): Promise<void>;
+}
+
+/** Whether the system browser is installed. */
+export function hasChromium(): boolean {
+  return fs.existsSync(CHROMIUM);
+}
+
+/** Start headless Chromium with a fresh profile; rejects when it does not come up in `timeoutMs`. */
+export async function launchChromium(timeoutMs = 30_000): Promise<Browser> {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "twemproxy-chromium-"));
+  const child = spawn(CHROMIUM, [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage", "--mute-audio",
+    "--disable-extensions", "--hide-scrollbars", `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
+  ], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    const endpoint = await devtoolsEndpoint(child, timeoutMs);
+    const cdp = new Connection(await TextSocket.open(endpoint));
+    return browserOf(cdp, child, gone, profile);
+  } catch (err) {
+    stopProcess(child);
+    fs.rmSync(profile, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function browserOf(cdp: Connection, child: ChildProcess, gone: Promise<void>, profile: string): Browser {
+  return {
+    async newPage(viewport) {
+      const { targetId } = await cdp.send("Target.createTarget", { url: "about:blank" });
+      const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true });
+      const page = new Page(cdp, sessionId as string);
+      await Promise.all([page.send("Page.enable"), page.send("Runtime.enable"), page.send("Log.enable")]);
+      await page.setViewport(viewport);
+      return page;
+    },
+    async close() {
+      await cdp.send("Browser.close", {}, undefined, 5000).catch(() => {});
+      cdp.close();
+      const exited = await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      if (!exited) stopProcess(child);
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The browser's ws:// URL from its "DevTools listening on ..." line on stderr. */
+function devtoolsEndpoint(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`chromium did not start in ${timeoutMs} ms: ${err.slice(-2000)}`)), timeoutMs);
+    child.stderr?.on("data", (chunk: Uint8Array) => {
+      err += decoder.decode(chunk);
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`chromium exited (${code}) before listening: ${err.slice(-2000)}`));
+    });
+  });
+}
+
+/** SIGKILL the browser's process group (it was started detached, so it leads one), else the browser alone. */
+function stopProcess(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
