@@ -143,6 +143,7 @@ export function sessionBatch(c: Case, conf: PoolConf, pool: Pool): Batch {
     replyLocal: (bytes) => new Req(null, bytes ?? empty),
     route: (buf, start, end) => pool.route(buf, start, end),
     shards: () => pool.shards,
+    slotOf: () => -1,
     pin: () => false,
     unpin: () => {},
     pinned: null,

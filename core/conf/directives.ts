@@ -29,6 +29,9 @@ function parseNum(text: string): Parsed<number> {
   return n < 0 ? fail("is not a number") : ok(n);
 }
 
+/** `distribution: redis_cluster`: the servers are seed nodes of a Redis Cluster; keys go by its hash slots. */
+export const REDIS_CLUSTER = "redis_cluster";
+
 /** The largest request count a limit may be set to (2^31-1, twemproxy's integer ceiling). */
 export const MAX_COUNT_LIMIT = 0x7fffffff;
 /** The largest byte size a limit may be set to: 2^40 (1 TiB), far above any sane buffer. */
@@ -78,7 +81,7 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   listen: scalar(parseListen),
   hash: scalar(oneOf(HASHES, "is not a valid hash")),
   hash_tag: scalar(parseHashTag),
-  distribution: scalar(oneOf(DISTRIBUTIONS, "is not a valid distribution")),
+  distribution: scalar(oneOf({ ...DISTRIBUTIONS, [REDIS_CLUSTER]: true }, "is not a valid distribution")),
   timeout: scalar(parseNum),
   backlog: scalar(parseNum),
   client_connections: scalar(parseNum),
@@ -103,6 +106,7 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   read_your_writes: scalar(parseBool),
   replica_check_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
   max_dedicated_connections: scalar(parseLimit(MAX_COUNT_LIMIT)),
+  cluster_refresh_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
   sentinels: { shape: "addrs", parse: parseSentinel },
   sentinel_auth: scalar(parseString),
 };
@@ -117,6 +121,7 @@ export const REDIS_ONLY: readonly string[] = [
   "sentinels",
   "sentinel_auth",
   "max_dedicated_connections",
+  "cluster_refresh_interval",
 ];
 
 /**
@@ -157,6 +162,8 @@ export const DEFAULTS = {
   read_your_writes: false,
   /** Milliseconds between replica eligibility checks. */
   replica_check_interval: 1000,
+  /** Milliseconds between refreshes of a Redis Cluster's slot map (besides those MOVED asks for). */
+  cluster_refresh_interval: 5000,
   /** Server connections given to one client alone (transactions, blocking commands), per pool. */
   max_dedicated_connections: 256,
   /** No Sentinels: the servers' addresses are fixed, as in twemproxy. */

@@ -9,7 +9,7 @@ import { type Addr, formatAddr } from "../net.ts";
 import type { Conf, PoolConf, ReadPolicy, ServerConf } from "./types.ts";
 import { addrKey } from "./addr.ts";
 import type { ListenValue } from "./addr.ts";
-import { DEFAULTS, DIRECTIVES, REDIS_ONLY } from "./directives.ts";
+import { DEFAULTS, DIRECTIVES, REDIS_CLUSTER, REDIS_ONLY } from "./directives.ts";
 import { checkReplicas, readReplicas } from "./replicas.ts";
 import type { ReplicaGroup, ServerEntry } from "./replicas.ts";
 import { Reporter } from "./report.ts";
@@ -162,10 +162,30 @@ function checkPool(draft: PoolDraft, report: Reporter): PoolConf {
     throw report.key(draft.name, auth.line, "redis_auth", null, "is only valid for a redis pool");
   }
   checkRedisOnly(draft, report);
+  checkCluster(draft, report);
   checkServersUnique(draft, report);
   checkSentinelNames(draft, report);
   const replicas = checkReplicas(draft.name, draft.replicas, draft.servers, report);
   return buildPool(draft, listen.value as ListenValue, replicas);
+}
+
+/** A Redis Cluster fixes the hash, the hash tag and the db (0): setting them is an error. */
+function checkCluster(draft: PoolDraft, report: Reporter): void {
+  const dist = draft.settings.get("distribution");
+  if (dist === undefined || dist.value !== REDIS_CLUSTER) return;
+  if (setting(draft, "redis") !== true) {
+    throw report.key(draft.name, dist.line, "distribution", dist.text, "is only valid for a redis pool");
+  }
+  for (const key of ["hash", "hash_tag"]) {
+    const found = draft.settings.get(key);
+    if (found !== undefined) {
+      throw report.key(draft.name, found.line, key, found.text, "cannot be set with distribution redis_cluster: the cluster's hash slots decide (CRC16, {hash tags})");
+    }
+  }
+  const db = draft.settings.get("redis_db");
+  if (db !== undefined && db.value !== 0) {
+    throw report.key(draft.name, db.line, "redis_db", db.text, "must be 0 with distribution redis_cluster: a cluster has only db 0");
+  }
 }
 
 /** The replica read keys (REDIS_ONLY) set in a memcached pool: refused, as redis_auth is. */
@@ -245,6 +265,7 @@ function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly Ser
     readYourWrites: setting(draft, "read_your_writes") as boolean,
     replicaCheckInterval: setting(draft, "replica_check_interval") as number,
     maxDedicatedConnections: setting(draft, "max_dedicated_connections") as number,
+    clusterRefreshInterval: setting(draft, "cluster_refresh_interval") as number,
     sentinels: draft.sentinels.map((s) => s.addr),
     sentinelAuth: setting(draft, "sentinel_auth") as string | null,
     shards: draft.servers.map(({ server }, i) => ({ primary: server, replicas: replicas[i] })),

@@ -90,6 +90,8 @@ export interface PoolConf {
   readonly readYourWrites: boolean;
   /** Milliseconds between replica eligibility checks (INFO replication polls) (>= 1). */
   readonly replicaCheckInterval: number;
+  /** Redis Cluster pools: ms between slot map refreshes. */
+  readonly clusterRefreshInterval: number;
   /** Server connections the pool gives to one client alone (transactions, blocking commands). */
   readonly maxDedicatedConnections: number;
   /** Sentinels that name each shard's master (the server's name is the master name); empty: none. */

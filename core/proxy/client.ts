@@ -14,6 +14,7 @@ import type { Shard } from "./topology.ts";
 import { sendCopies } from "./replication/copies.ts";
 import { Fences } from "./replication/fences.ts";
 import type { PushLink } from "./pushlink.ts";
+import { keySlot } from "../cluster/slots.ts";
 import { CLOSE, NEED_MORE, type ProxyAbout, type Route, type Session, type SessionHost } from "./protocol.ts";
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
@@ -102,6 +103,10 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     return this.home.route(buf, start, end);
   }
 
+  slotOf(buf: Uint8Array, start: number, end: number): number {
+    return this.home.cluster === null ? -1 : keySlot(buf, start, end);
+  }
+
   shards(): readonly Route[] {
     return this.home.shards;
   }
@@ -142,7 +147,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     const node = route === null ? null : this.home.nodeFor(route, req, this.fenceOf(route));
     if (node === null) return this.failNoServer(req);
     const replicated = route!.replicas.length > 0;
-    if ((replicated && (req.read || this.pool.readYourWrites)) || this.home.sentinel !== null) {
+    if ((replicated && (req.read || this.pool.readYourWrites)) || this.home.sentinel !== null || this.home.cluster !== null) {
       req.shard = route;
       req.node = node;
       req.guard = this;
@@ -166,6 +171,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 
   /** A read that failed on a node not ready for it goes once to another node; a write sets this client's fence. */
   beforeFinish(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
+    if (this.followedRedirect(req, reply, transportFailed)) return true;
     const shard = req.shard!;
     if (!req.read) {
       this.fences?.answered(shard, this.home.nextCheckRound);
@@ -174,11 +180,30 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     }
     if (this.closed || req.retried || !this.home.mayRetry(req, reply, transportFailed)) return false;
     const next = this.home.retryNode(shard, req, this.fenceOf(shard));
-    if (next === null || next === req.node) return false;
+    // The same node again only when its connection failed: the resend goes on a new one.
+    if (next === null || (next === req.node && !transportFailed)) return false;
     req.retried = true;
     req.node = next;
     this.dispatch(req, next);
     return true;
+  }
+
+  /** Redis Cluster: a MOVED/ASK/TRYAGAIN reply is followed, never shown to the client. */
+  private followedRedirect(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
+    if (this.home.cluster === null) return false;
+    if (transportFailed) this.home.clusterFailure();
+    if (this.closed || req.redirects >= MAX_REDIRECTS) return false;
+    if (!this.home.redirect(req, reply, (node, asking) => this.resend(req, node, asking))) return false;
+    req.redirects++;
+    return true;
+  }
+
+  private resend(req: Req, node: Server | null, asking: boolean): void {
+    if (node === null) return req.finish(this.home.protocol.errorReply("No server available"));
+    req.node = node;
+    // ASKING must reach the node right before the request, on the same connection.
+    if (asking) node.connFor(this.id).probe(ASKING, IGNORED);
+    this.dispatch(req, node);
   }
 
   private fenceOf(shard: Shard): number {
@@ -371,4 +396,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 }
 
 const EMPTY = new Uint8Array(0);
+/** A request follows at most this many redirections (a map in flux settles well within them). */
+const MAX_REDIRECTS = 5;
+const ASKING = new TextEncoder().encode("*1\r\n$6\r\nASKING\r\n");
+const IGNORED: ReqOwner = { reqDone: () => {} };
 const NO_SERVER = "No server available";

@@ -5,7 +5,7 @@
  * went, and servers no longer listed close once they owe no replies.
  */
 import type { PoolConf, ServerConf, ShardConf } from "../conf/types.ts";
-import { formatAddr } from "../net.ts";
+import { type Addr, formatAddr } from "../net.ts";
 import { PoolCounters } from "../stats/counters.ts";
 import { ReadState, Role, Server, type ServerEnv } from "./server.ts";
 import { ReplicaMonitor } from "./replication/monitor.ts";
@@ -21,6 +21,11 @@ import type { Protocol } from "./protocol.ts";
 import { type ShardPlacement, SentinelWatcher } from "../sentinel/watcher.ts";
 import { placeShards } from "../sentinel/placement.ts";
 import { PushLink } from "./pushlink.ts";
+import { REDIS_CLUSTER } from "../conf/directives.ts";
+import { ClusterWatcher, type ClusterLayout } from "../cluster/watcher.ts";
+import { clusterConf } from "../cluster/placement.ts";
+import { Redirect, redirectOf } from "../cluster/redirect.ts";
+import type { SlotMap } from "../cluster/slots.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -33,6 +38,10 @@ export class Pool {
   readonly stats = new PoolCounters();
   /** Following Sentinel (a pool with `sentinels:`), else null. */
   sentinel: SentinelWatcher | null = null;
+  /** Following a Redis Cluster's slot map (`distribution: redis_cluster`), else null. */
+  cluster: ClusterWatcher | null = null;
+  /** The cluster's layout as last refreshed (null before the first answer). */
+  private layout: ClusterLayout | null = null;
   private fileConf: PoolConf;
   /** Where Sentinel put each shard (by name); applied over fileConf. */
   private readonly placements = new Map<string, ShardPlacement>();
@@ -50,11 +59,12 @@ export class Pool {
     this.fileConf = conf;
     this.clientLimits = limitsFor(conf, base.limitOverrides);
     this.env = this.makeEnv(conf);
-    this.topology = this.buildTopology(conf, new Map());
+    this.topology = this.layoutTopology(new Map());
     const Monitor = conf.redis ? ReplicaMonitor : CopyMonitor;
     this.monitor = new Monitor(() => this.topology.shards, () => this.conf, base.clock);
     this.monitor.start();
     this.followSentinels(conf);
+    this.followCluster(conf);
   }
 
   /** The pool's config as last loaded from the file (Sentinel's addresses are in `servers`). */
@@ -155,10 +165,80 @@ export class Pool {
   /** A new topology from the file config and Sentinel's placements, keeping matching servers. */
   private rebuild(): void {
     const kept = new Map(this.topology.servers.map((server) => [serverKey(server.conf), server]));
-    this.topology = this.buildTopology(placeShards(this.fileConf, this.placements), kept);
+    this.topology = this.layoutTopology(kept);
     for (const gone of kept.values()) gone.retire();
     // Sentinel may have brought the first replicas: their checks start now.
     this.monitor.start();
+  }
+
+  /** The topology of the file config as Sentinel or the cluster laid it out now. */
+  private layoutTopology(kept: Map<string, Server>): Topology {
+    if (this.fileConf.distribution !== REDIS_CLUSTER) return this.buildTopology(placeShards(this.fileConf, this.placements), kept);
+    const { conf, slots } = clusterConf(this.fileConf, this.layout);
+    return this.buildTopology(conf, kept, slots);
+  }
+
+  private followCluster(conf: PoolConf): void {
+    if (conf.distribution !== REDIS_CLUSTER) {
+      this.cluster?.stop();
+      this.cluster = null;
+      return;
+    }
+    if (this.cluster !== null) return void (this.firstResolve = this.cluster.update(conf));
+    const { net, clock, log } = this.base;
+    const known = () => this.topology.servers.map((s) => s.conf.addr);
+    this.cluster = new ClusterWatcher(conf, { net, clock, log, known, place: (layout) => this.placeLayout(layout) });
+    this.firstResolve = this.cluster.start();
+  }
+
+  private placeLayout(layout: ClusterLayout): void {
+    this.layout = layout;
+    this.rebuild();
+  }
+
+  /**
+   * A reply that redirects (Redis Cluster): MOVED updates the slot and names the node to
+   * send to; ASK names it for this one request; TRYAGAIN/CLUSTERDOWN sends again shortly.
+   * `resend` gets the node (and whether ASKING must go first), possibly after a refresh.
+   * False when the reply is no redirection (or the pool is no cluster).
+   */
+  redirect(req: Req, reply: Uint8Array | null, resend: (node: Server | null, asking: boolean) => void): boolean {
+    const cluster = this.cluster;
+    const redirect = cluster === null ? null : redirectOf(reply);
+    if (cluster === null || redirect === null) return false;
+    if (redirect.kind === Redirect.TryAgain) {
+      this.base.clock.setTimer(() => resend(req.node, false), TRY_AGAIN_MS);
+      return true;
+    }
+    const asking = redirect.kind === Redirect.Ask;
+    if (asking) cluster.redirects.ask++;
+    else cluster.redirects.moved++;
+    const node = this.nodeAt(redirect.addr!);
+    if (!asking) this.moveSlot(redirect.slot, node);
+    if (node !== null) {
+      resend(node, asking);
+      if (!asking) cluster.refreshSoon();
+      return true;
+    }
+    // A node the map does not know yet: learn the new map, then send there.
+    void cluster.refresh().then(() => resend(this.nodeAt(redirect.addr!), asking));
+    return true;
+  }
+
+  /** A request to the cluster failed on its connection: the map may be stale. */
+  clusterFailure(): void {
+    this.cluster?.refreshSoon();
+  }
+
+  private nodeAt(addr: Addr): Server | null {
+    const key = formatAddr(addr);
+    return this.topology.servers.find((s) => formatAddr(s.conf.addr) === key) ?? null;
+  }
+
+  /** MOVED: the slot's owner is `node`'s shard from now on (the ring reads the map live). */
+  private moveSlot(slot: number, node: Server | null): void {
+    const index = node === null ? -1 : this.topology.shards.findIndex((s) => s.master === node);
+    if (index >= 0 && this.layout !== null) this.layout.slots.owners[slot] = index;
   }
 
   private followSentinels(conf: PoolConf): void {
@@ -183,7 +263,7 @@ export class Pool {
   }
 
   /** Servers from `kept` (taken out of it) where name and address match, new ones otherwise. */
-  private buildTopology(conf: PoolConf, kept: Map<string, Server>): Topology {
+  private buildTopology(conf: PoolConf, kept: Map<string, Server>, slots: SlotMap | null = null): Topology {
     const take = (serverConf: ServerConf, role: Role) => {
       const server = kept.get(serverKey(serverConf));
       kept.delete(serverKey(serverConf));
@@ -200,7 +280,7 @@ export class Pool {
     const replicas = conf.shards.map((shard) =>
       replicaConfs(shard).map((r) => Object.assign(take(r, Role.Replica), { shardId: shard.primary.id }))
     );
-    return new Topology(conf, masters, replicas, this.base.clock);
+    return new Topology(conf, masters, replicas, this.base.clock, slots);
   }
 
   preconnect(): void {
@@ -211,6 +291,7 @@ export class Pool {
   close(): void {
     this.monitor.stop();
     this.sentinel?.stop();
+    this.cluster?.stop();
     for (const server of this.servers) server.close();
   }
 
@@ -218,6 +299,7 @@ export class Pool {
   retire(): void {
     this.monitor.stop();
     this.sentinel?.stop();
+    this.cluster?.stop();
     for (const server of this.servers) server.retire();
   }
 
@@ -234,6 +316,8 @@ export class Pool {
       keepAlive: conf.tcpkeepalive,
       connections: conf.serverConnections,
       preamble: base.protocol.preamble(conf),
+      // A cluster replica serves reads only on a connection that said READONLY.
+      replicaPreamble: conf.distribution === REDIS_CLUSTER ? [READONLY_COMMAND] : [],
       poolStats: this.stats,
       queueMark: this.clientLimits.maxServerQueueBytes,
       policy: conf,
@@ -254,6 +338,9 @@ export class Pool {
 }
 
 const READONLY = new TextEncoder().encode("-READONLY");
+const READONLY_COMMAND = new TextEncoder().encode("*1\r\n$8\r\nREADONLY\r\n");
+/** TRYAGAIN / CLUSTERDOWN: how long to wait before sending again. */
+const TRY_AGAIN_MS = 100;
 
 function startsWithReadonly(reply: Uint8Array): boolean {
   return reply.length >= READONLY.length && READONLY.every((byte, i) => reply[i] === byte);

@@ -32,6 +32,8 @@ export interface SessionHost {
    * takes its place in the client's reply order; a fragment (req.parent set) does not.
    */
   send(req: Req, route: Route | null): void;
+  /** A Redis Cluster pool: the hash slot of key buf[start, end); -1 in other pools. */
+  slotOf(buf: Uint8Array, start: number, end: number): number;
   /** Every shard of the pool's topology now, in config order (fan-out commands: SCAN, DBSIZE...). */
   shards(): readonly Route[];
   /**

@@ -154,10 +154,14 @@ export function keysOnOneShard(
 ): boolean {
   const count = keyPositions(spec.keys, buf, slots, scratch);
   if (count < 2) return true;
-  const first = host.route(buf, slots.argStart[scratch[0]], slots.argEnd[scratch[0]]);
-  for (let k = 1; k < count; k++) {
-    if (host.route(buf, slots.argStart[scratch[k]], slots.argEnd[scratch[k]]) !== first) return false;
-  }
+  // In a Redis Cluster the unit is the hash slot: a node refuses keys of two slots.
+  const where = (k: number) => {
+    const [start, end] = [slots.argStart[scratch[k]], slots.argEnd[scratch[k]]];
+    const slot = host.slotOf(buf, start, end);
+    return slot >= 0 ? slot : host.route(buf, start, end);
+  };
+  const first = where(0);
+  for (let k = 1; k < count; k++) if (where(k) !== first) return false;
   return true;
 }
 

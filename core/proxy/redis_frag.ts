@@ -38,7 +38,7 @@ export function fragmentMultiKey(
   parent.frags = [];
   host.enqueue(parent);
   parent.fragsLeft = groups.size;
-  for (const [route, keys] of groups) {
+  for (const { route, keys } of groups.values()) {
     const frag = host.newReq(encodeFragment(buf, slots, step, keys), 0);
     frag.command = spec.name;
     frag.read = spec.readonly;
@@ -51,16 +51,22 @@ export function fragmentMultiKey(
 }
 
 /** Map shard -> key numbers (0-based, in request order); null collects keys no live shard owns. */
+/**
+ * Key numbers (0-based, in request order) by the part they travel in: one per shard, or in a
+ * Redis Cluster one per hash slot (a node refuses a multi-key command spanning its slots).
+ */
 function groupKeysByShard(
   buf: Uint8Array, slots: RequestSlots, step: number, keyCount: number, host: SessionHost,
-): Map<Route | null, number[]> {
-  const groups = new Map<Route | null, number[]>();
+): Map<Route | null | number, { route: Route | null; keys: number[] }> {
+  const groups = new Map<Route | null | number, { route: Route | null; keys: number[] }>();
   for (let k = 0; k < keyCount; k++) {
     const arg = 1 + k * step;
-    const route = host.route(buf, slots.argStart[arg], slots.argEnd[arg]);
-    const keys = groups.get(route);
-    if (keys === undefined) groups.set(route, [k]);
-    else keys.push(k);
+    const [start, end] = [slots.argStart[arg], slots.argEnd[arg]];
+    const route = host.route(buf, start, end);
+    const slot = host.slotOf(buf, start, end);
+    const group = groups.get(slot >= 0 ? slot : route);
+    if (group === undefined) groups.set(slot >= 0 ? slot : route, { route, keys: [k] });
+    else group.keys.push(k);
   }
   return groups;
 }

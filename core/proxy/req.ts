@@ -50,6 +50,8 @@ export class Req {
    */
   copy: Uint8Array | null = null;
   copyKind = 0;
+  /** Redis Cluster redirections followed so far (bounded, so a confused map cannot loop). */
+  redirects = 0;
   /** Reads are sent again at most once. */
   retried = false;
   guard: ReplyGuard | null = null;

@@ -31,6 +31,8 @@ export interface ServerEnv {
   /** Connections per server (server_connections). */
   readonly connections: number;
   readonly preamble: Uint8Array[];
+  /** Sent after the preamble on a replica's connections (Redis Cluster: READONLY). */
+  readonly replicaPreamble: Uint8Array[];
   /** The pool's counters: client requests failed by a broken server connection are its forward errors. */
   readonly poolStats: PoolCounters;
   /** Unanswered request bytes at which a connection is congested: clients sending to it stop being read. */
@@ -302,6 +304,7 @@ export class ServerConn implements Flushable, ReqOwner {
     conn.onDrain = () => {};
     conn.onClose = (err) => this.onClose(conn, err);
     for (const bytes of env.preamble) this.sendInternal(bytes);
+    if (this.server.role === Role.Replica) for (const bytes of env.replicaPreamble) this.sendInternal(bytes);
   }
 
   flush(): void {

@@ -9,6 +9,7 @@ import type { Clock } from "../net.ts";
 import { HASHES, type HashFn, hashTagSpan, type Span } from "../hash/mod.ts";
 import { buildDistribution, type Dispatcher } from "../dist/mod.ts";
 import type { Server } from "./server.ts";
+import { keySlot, type SlotMap } from "../cluster/slots.ts";
 
 /** One slice of the keyspace. Its identity on the ring is its master's name, else host:port. */
 export interface Shard {
@@ -20,8 +21,14 @@ export interface Shard {
   readonly replicas: readonly Server[];
 }
 
+/** Maps a key to the shard that owns it (a hash ring, or Redis Cluster's slots). */
+export interface KeyRing {
+  /** The shard owning key buf[start, end), or null when none does. */
+  pick(buf: Uint8Array, start: number, end: number): Shard | null;
+}
+
 /** Immutable key -> shard map over the shards that were live when it was built. */
-export class Ring {
+export class Ring implements KeyRing {
   private readonly shards: readonly Shard[];
   private readonly dispatcher: Dispatcher | null;
   private readonly hash: HashFn;
@@ -55,14 +62,19 @@ export class Topology {
   /** Every server of the topology, in stats order. */
   readonly servers: readonly Server[];
   private readonly clock: Clock;
-  private ring: Ring;
+  private ring: KeyRing;
+  /** Redis Cluster: slot -> index into `shards`, as the cluster said (null: a hash ring). */
+  private readonly slots: SlotMap | null;
   /** Clock ms when an ejected server is due back (0 = none ejected). */
   private nextRebuild = 0;
 
   /** `replicas[i]` are the replicas of `masters[i]`'s shard. */
-  constructor(conf: PoolConf, masters: readonly Server[], replicas: readonly (readonly Server[])[], clock: Clock) {
+  constructor(
+    conf: PoolConf, masters: readonly Server[], replicas: readonly (readonly Server[])[], clock: Clock, slots: SlotMap | null = null,
+  ) {
     this.conf = conf;
     this.clock = clock;
+    this.slots = slots;
     this.shards = masters.map((master, index) => ({ id: master.conf.id, index, master, replicas: replicas[index] }));
     this.servers = [...masters, ...replicas.flat()];
     this.ring = this.buildRing();
@@ -79,7 +91,9 @@ export class Topology {
     this.ring = this.buildRing();
   }
 
-  private buildRing(): Ring {
+  private buildRing(): KeyRing {
+    // The cluster moves slots itself (MOVED tells the proxy); ejection never does.
+    if (this.slots !== null) return new SlotRing(this.shards, this.slots);
     const now = this.clock.now();
     const live: Shard[] = [];
     let next = 0;
@@ -93,5 +107,20 @@ export class Topology {
     }
     this.nextRebuild = next;
     return new Ring(this.conf, live);
+  }
+}
+
+/** Redis Cluster's routing: a key's hash slot, then the shard that owns the slot. */
+class SlotRing implements KeyRing {
+  private readonly shards: readonly Shard[];
+  private readonly slots: SlotMap;
+
+  constructor(shards: readonly Shard[], slots: SlotMap) {
+    this.shards = shards;
+    this.slots = slots;
+  }
+
+  pick(buf: Uint8Array, start: number, end: number): Shard | null {
+    return this.shards[this.slots.owners[keySlot(buf, start, end)]] ?? null;
   }
 }

@@ -23,7 +23,12 @@ export function chooseReadNode(shard: Shard, policy: ReadPolicy, now: number, fe
   const count = countCandidates(shard, now, fence) + (withMaster ? 1 : 0);
   // A client that wrote here reads from the master until a replica has caught up with it.
   if (fence > 0 && masterUp && count === (withMaster ? 1 : 0)) return master;
-  if (count === 0) return policy === ReadPolicy.Replica ? null : master;
+  if (count === 0) {
+    if (policy === ReadPolicy.Replica) return null;
+    // The master is down too (a failover): a replica whose connection was merely dropped (a
+    // Sentinel reconfiguring it kills its clients) is a better bet than a dead master.
+    return masterUp ? master : (lastResort(shard, now) ?? master);
+  }
   if (count === 1) return candidate(shard, 0, withMaster, now, fence);
   const i = Math.floor(random() * count);
   const j = Math.floor(random() * (count - 1));
@@ -56,6 +61,15 @@ function candidate(shard: Shard, k: number, withMaster: boolean, now: number, fe
   }
   if (withMaster) return shard.master;
   throw new Error("chooseReadNode: candidate out of range");
+}
+
+/** A replica that is not ejected and whose trouble may be over (its connection, its link). */
+function lastResort(shard: Shard, now: number): Server | null {
+  for (const node of shard.replicas) {
+    if (node.ejectedUntil > now) continue;
+    if (node.readState === ReadState.Down || node.readState === ReadState.LinkDown) return node;
+  }
+  return null;
 }
 
 /** Expected wait per unit of read share: an unmeasured node counts as 1 ms. */
