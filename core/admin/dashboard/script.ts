@@ -277,16 +277,13 @@ function structureOf(pool) {
   }).join(";");
 }
 
-function tile(tiles, label, unit) {
+function tile(tiles, label) {
   var t = el("div", "tile");
   t.appendChild(el("span", "label", label));
-  var value = el("span", "value num");
-  var text = document.createTextNode("\u2014");
-  value.appendChild(text);
-  if (unit) value.appendChild(el("span", "unit", unit));
+  var value = el("span", "value num", "\u2014");
   t.appendChild(value);
   tiles.appendChild(t);
-  return text;
+  return value;
 }
 
 function buildPool(pool) {
@@ -303,12 +300,12 @@ function buildPool(pool) {
   var tiles = el("div", "tiles");
   var v = {
     section: section, addr: addr, structure: structureOf(pool), nodes: {},
-    clients: tile(tiles, "clients", ""),
-    rate: tile(tiles, "requests", "/s"),
-    errors: tile(tiles, "errors", "/s"),
-    p50: tile(tiles, "p50", "ms"),
-    p99: tile(tiles, "p99", "ms"),
-    outstanding: tile(tiles, "outstanding", "")
+    clients: tile(tiles, "clients"),
+    rate: tile(tiles, "requests/s"),
+    errors: tile(tiles, "errors/s"),
+    p50: tile(tiles, "p50 ms"),
+    p99: tile(tiles, "p99 ms"),
+    outstanding: tile(tiles, "outstanding")
   };
   section.appendChild(tiles);
 

@@ -110,7 +110,7 @@ export function dashboardState(input: DashboardInput): DashboardState {
   history.tick(now);
   const pools = proxy.listeners.map((listening) => poolView(listening.pool, formatAddr(listening.address), history, now));
   return {
-    now,
+    now: Math.round(now),
     source: input.source,
     version: input.version,
     uptime: Math.floor((now - input.startedAt) / 1000),

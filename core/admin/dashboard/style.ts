@@ -76,7 +76,6 @@ main { padding: 1rem; display: grid; gap: 1rem; }
 .tile { border: 1px solid var(--border); border-radius: 8px; padding: 0.4rem 0.6rem; }
 .tile .label { display: block; font-size: 0.75rem; color: var(--muted); }
 .tile .value { display: block; font-size: 1.35rem; font-weight: 600; white-space: nowrap; }
-.tile .unit { font-size: 0.8rem; color: var(--muted); font-weight: 400; margin-left: 0.2rem; }
 
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 22rem), 1fr)); gap: 0.75rem; }
 .chart { min-width: 0; }
