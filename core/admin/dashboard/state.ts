@@ -179,7 +179,8 @@ function nodeView(server: Server, live: LiveRates, now: number): NodeView {
 }
 
 function historyView(pools: readonly Pool[], history: History, since: number | null): HistoryView {
-  const newest = history.newest;
+  // Times travel rounded to whole ms, and `since` is one of them.
+  const newest = history.newest === null ? null : Math.round(history.newest);
   const oldestKept = newest === null ? 0 : newest - HISTORY_POINTS * HISTORY_STEP_MS;
   const full = since === null || newest === null || since > newest || since < oldestKept;
   const indexes = history.indexesSince(full ? -Infinity : since);
