@@ -16,11 +16,12 @@ import { createMetrics, type Observability, startObservability, withTrigger } fr
 import { createReloader } from "./core/reload/reloader.ts";
 import type { Reloader } from "./core/reload/types.ts";
 import { parseListen } from "./core/conf/mod.ts";
-import { parseFlags, usage } from "./adapters/flags.ts";
+import { FLAG_DEFAULTS, parseFlags, usage } from "./adapters/flags.ts";
 import type { Flags } from "./adapters/flags.ts";
 import { createHost, isMainModule, reason, SIGNAL_NUMBERS } from "./adapters/host.ts";
 import type { Host, HostSignal, LogOutput } from "./adapters/host.ts";
 import { loadNet } from "./adapters/mod.ts";
+import { type CliParts, isWorkerProcess, runSupervisor, runWorkerProcess } from "./adapters/supervise.ts";
 
 /** The twemproxy release this is a drop-in for. */
 export const NUTCRACKER_VERSION = "0.5.0";
@@ -48,7 +49,8 @@ export const DENO_SIGUSR1_WARNING = "never send SIGUSR1 to this process on Deno:
 /**
  * Run nutcracker with `argv` (the arguments after the program name). Resolves with
  * the exit code: at once for -h/-V/-D/-t and errors, at shutdown (SIGINT/SIGTERM)
- * for a running proxy.
+ * for a running proxy. With --workers this process is the supervisor, or one of its
+ * workers when started by one (a worker's `net` must come from loadNet({ shared: true })).
  * @example process.exitCode = await main(["-t", "-c", "conf/demo.yml"], createHost(), await loadNet());
  */
 export async function main(argv: string[], host: Host, net: Net): Promise<number> {
@@ -64,8 +66,33 @@ export async function main(argv: string[], host: Host, net: Net): Promise<number
     return 0;
   }
   if (flags.testConf) return testConf(flags.confFile, host);
+  // A worker inherits the supervisor's arguments, -d included: it must not daemonize again.
+  if (flags.workers !== null && isWorkerProcess()) return await runWorkerProcess(flags, host, net, cliParts(net, host));
   if (flags.daemonize && !host.isDaemonChild()) return await host.daemonize(net.runtime);
+  if (flags.workers !== null) return await runSupervisor(flags, host, net, cliParts(net, host));
+  if (flags.drainTimeout !== FLAG_DEFAULTS.drainTimeout) host.stderr("nutcracker: --drain-timeout has no effect without --workers");
   return await run(flags, host, net);
+}
+
+/** What the supervisor and workers (adapters/supervise.ts) take from the CLI. */
+function cliParts(net: Net, host: Host): CliParts {
+  return {
+    readConf: (file) => {
+      const text = readConfText(file, host);
+      return { text, conf: loadConf(text, file) };
+    },
+    readAdminToken: (file) => readAdminToken(file, host),
+    adminAddr: (text) => {
+      const parsed = parseListen(text);
+      return parsed.ok ? { ok: true, addr: parsed.value.addr } : { ok: false, error: parsed.phrase };
+    },
+    version: VERSION,
+    nutcrackerVersion: NUTCRACKER_VERSION,
+    graceMs: SHUTDOWN_GRACE_MS,
+    banner: `nutcracker-${NUTCRACKER_VERSION} (twemproxy-ts ${VERSION}, ${net.runtime})`,
+    denoWarning: DENO_SIGUSR1_WARNING,
+    logPools,
+  };
 }
 
 /** The version line -h, -V and -D start with. */
@@ -84,13 +111,16 @@ function printInfo(flags: Flags, host: Host, net: Net): void {
 
 /** Read and validate the config file; throws ConfError or an Error naming the file. */
 function readConf(file: string, host: Host): Conf {
-  let text: string;
+  return loadConf(readConfText(file, host), file);
+}
+
+/** The config file's text; throws an Error naming the file. */
+function readConfText(file: string, host: Host): string {
   try {
-    text = host.readText(file);
+    return host.readText(file);
   } catch (err) {
     throw new Error(`nutcracker: failed to open configuration '${file}': ${reason(err)}`);
   }
-  return loadConf(text, file);
 }
 
 function errorText(err: unknown): string {
@@ -320,5 +350,5 @@ async function shutdown(flags: Flags, host: Host, log: Logger, output: LogOutput
 
 if (isMainModule(import.meta)) {
   const host = createHost();
-  host.exit(await main(host.argv(), host, await loadNet()));
+  host.exit(await main(host.argv(), host, await loadNet({ shared: isWorkerProcess() })));
 }

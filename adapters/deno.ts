@@ -42,6 +42,10 @@ const WRITE_BATCH = 256 * 1024;
 
 // ---- listener ---------------------------------------------------------------
 
+/** Why workers on Deno cannot listen on a unix socket. */
+export const UNIX_NOT_SHARED = "workers on Deno cannot share a unix socket (they share TCP ports with SO_REUSEPORT, " +
+  "which unix sockets lack); listen on a TCP address, or run the workers on Node or Bun";
+
 function listen(
   addr: Addr,
   onConn: (conn: Conn) => void,
@@ -50,11 +54,17 @@ function listen(
   return settle(() => listenNow(addr, onConn, opts));
 }
 
-function listenNow(addr: Addr, onConn: (conn: Conn) => void, opts: ListenOptions): Listener {
+/**
+ * With `reusePort` (workers, see adapters/mod.ts) every worker binds the TCP address with
+ * SO_REUSEPORT and the kernel spreads connections; Deno.listen takes it under --unstable-net,
+ * which the supervisor passes to its workers. A unix socket cannot be shared that way.
+ */
+function listenNow(addr: Addr, onConn: (conn: Conn) => void, opts: ListenOptions, reusePort = false): Listener {
+  if (addr.kind === "unix" && reusePort) throw new Error(UNIX_NOT_SHARED);
   if (addr.kind === "unix") removeStaleSocket(addr.path);
   const listener: RawListener = addr.kind === "unix"
     ? Deno.listen({ transport: "unix", path: addr.path })
-    : Deno.listen({ hostname: addr.host, port: addr.port, tcpBacklog: opts.backlog });
+    : Deno.listen({ hostname: addr.host, port: addr.port, tcpBacklog: opts.backlog, ...(reusePort ? { reusePort } : {}) });
   applyUnixMode(addr);
   const state = { closed: false };
   const accepting = acceptLoop(listener, addr, onConn, state);
@@ -359,8 +369,10 @@ function serveNow(addr: Addr, handler: FetchHandler): Listener {
 }
 
 /** core/net.ts for Deno. */
-export function createNet(): Net {
-  return { runtime: "deno", listen, connect, serveHttp, defer };
+export function createNet(opts: { readonly reusePort?: boolean } = {}): Net {
+  if (opts.reusePort !== true) return { runtime: "deno", listen, connect, serveHttp, defer };
+  const sharedListen = (addr: Addr, onConn: (conn: Conn) => void, o: ListenOptions = {}) => settle(() => listenNow(addr, onConn, o, true));
+  return { runtime: "deno", listen: sharedListen, connect, serveHttp, defer };
 }
 
 // Reads resolve together per loop turn and writes are joined by the adapter; a microtask measured as fast as setImmediate.

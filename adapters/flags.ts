@@ -1,7 +1,9 @@
 /**
  * nutcracker 0.5.0's command line: the same short and long flags, defaults and ranges,
  * plus `--admin ADDR` for the HTTP admin API, `--admin-token FILE` for its state-changing
- * routes and `--watch` (reload when the config file changes). The only user of node:util's parseArgs.
+ * routes, `--watch` (reload when the config file changes), `--workers N|auto` (a supervisor
+ * and N worker processes) and `--drain-timeout MS` (how long an old generation of workers
+ * serves its clients after a restart). The only user of node:util's parseArgs.
  * Bad input never throws: parseFlags returns the error line for the caller to print
  * above the usage text.
  */
@@ -16,7 +18,10 @@ export const FLAG_DEFAULTS = {
   statsAddr: "0.0.0.0",
   statsInterval: 30000,
   mbufSize: 16384,
+  drainTimeout: 30000,
 } as const;
+/** The most workers --workers takes. */
+export const MAX_WORKERS = 256;
 export const MBUF_MIN_SIZE = 512;
 export const MBUF_MAX_SIZE = 16777216;
 
@@ -45,6 +50,10 @@ export interface Flags {
   readonly adminToken: string | null;
   /** Reload when the config file changes. */
   readonly watch: boolean;
+  /** --workers: a worker count, "auto" (one per CPU), or null = one process, no supervisor. */
+  readonly workers: number | "auto" | null;
+  /** --drain-timeout: ms an old generation of workers keeps serving its clients after a restart. */
+  readonly drainTimeout: number;
 }
 
 export type FlagsResult = { readonly ok: true; readonly flags: Flags } | { readonly ok: false; readonly error: string };
@@ -68,6 +77,8 @@ const OPTIONS = {
   admin: { type: "string" },
   "admin-token": { type: "string" },
   watch: { type: "boolean" },
+  workers: { type: "string" },
+  "drain-timeout": { type: "string" },
 } as const;
 
 /** What a missing argument is called in the error line, by short flag. */
@@ -75,6 +86,7 @@ const ARG_KIND: Readonly<Record<string, string>> = {
   v: "a number", s: "a number", i: "a number", m: "a number",
   o: "a file name", c: "a file name", p: "a file name",
   a: "a string", admin: "an address", "admin-token": "a file name",
+  workers: "a number or 'auto'", "drain-timeout": "a number",
 };
 
 /** A flag error: the message nutcracker-style, prefixed with the program name. */
@@ -112,6 +124,24 @@ function checkedMbuf(text: string | undefined): number {
   if (n < MBUF_MIN_SIZE || n > MBUF_MAX_SIZE) {
     throw new FlagError(`nutcracker: mbuf chunk size must be between ${MBUF_MIN_SIZE} and ${MBUF_MAX_SIZE} bytes`);
   }
+  return n;
+}
+
+/** --workers: 1..MAX_WORKERS or "auto"; absent = null (no supervisor). */
+function checkedWorkers(text: string | undefined): number | "auto" | null {
+  if (text === undefined) return null;
+  if (text === "auto") return "auto";
+  const n = toNumber(text);
+  if (n < 1 || n > MAX_WORKERS) {
+    throw new FlagError(`nutcracker: option --workers requires a number from 1 to ${MAX_WORKERS} or 'auto'`);
+  }
+  return n;
+}
+
+function checkedDrainTimeout(text: string | undefined): number {
+  if (text === undefined) return FLAG_DEFAULTS.drainTimeout;
+  const n = toNumber(text);
+  if (n < 0) throw new FlagError("nutcracker: option --drain-timeout requires a number");
   return n;
 }
 
@@ -172,6 +202,8 @@ export function parseFlags(argv: readonly string[]): FlagsResult {
       admin: nonEmpty("admin", text("admin")) ?? null,
       adminToken: nonEmpty("admin-token", text("admin-token")) ?? null,
       watch: values.watch === true,
+      workers: checkedWorkers(text("workers")),
+      drainTimeout: checkedDrainTimeout(text("drain-timeout")),
     };
     return { ok: true, flags };
   } catch (err) {
@@ -188,6 +220,7 @@ export function usage(): string {
     "                  [-c conf file] [-s stats port] [-a stats addr]",
     "                  [-i stats interval] [-p pid file] [-m mbuf size]",
     "                  [--admin addr] [--admin-token file] [--watch]",
+    "                  [--workers N|auto] [--drain-timeout msec]",
     "",
     "Options:",
     "  -h, --help             : print this help and exit",
@@ -207,6 +240,8 @@ export function usage(): string {
     "      --admin=S          : HTTP admin API address, host:port (default: off)",
     "      --admin-token=S    : file holding the token the admin API's POST routes need (default: none)",
     "      --watch            : reload the configuration when its file changes (default: off)",
+    "      --workers=N|auto   : a supervisor and N worker processes, auto = one per CPU (default: off, one process)",
+    `      --drain-timeout=N  : after a restart (SIGUSR2), msec the old workers keep serving their clients (default: ${d.drainTimeout})`,
     "",
   ].join("\n");
 }

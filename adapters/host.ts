@@ -11,11 +11,11 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 /** The signals the CLI handles. */
-export type HostSignal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGTTIN" | "SIGTTOU" | "SIGUSR1";
+export type HostSignal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGTTIN" | "SIGTTOU" | "SIGUSR1" | "SIGUSR2";
 
 /** Signal numbers on Linux, for log lines ("signal 15 (SIGTERM) received"). */
 export const SIGNAL_NUMBERS: Readonly<Record<HostSignal, number>> = {
-  SIGHUP: 1, SIGINT: 2, SIGUSR1: 10, SIGTERM: 15, SIGTTIN: 21, SIGTTOU: 22,
+  SIGHUP: 1, SIGINT: 2, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGTTIN: 21, SIGTTOU: 22,
 };
 
 /** How often watchFile looks at the file (ms). */

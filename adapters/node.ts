@@ -43,15 +43,20 @@ async function listen(
   addr: Addr,
   onConn: (conn: Conn) => void,
   opts: ListenOptions = {},
+  shared = false,
 ): Promise<Listener> {
   const server = net.createServer(SOCKET_OPTIONS, (socket) => {
     onConn(new NodeConn(socket, acceptedRemote(socket, addr)));
   });
-  return await startServer(server, addr, opts.backlog);
+  return await startServer(server, addr, opts.backlog, shared);
 }
 
-async function startServer(server: AnyServer, addr: Addr, backlog?: number): Promise<Listener> {
-  if (addr.kind === "unix") removeStaleSocket(addr.path);
+/**
+ * `shared`: in a node:cluster worker the supervisor holds the listening socket, so a socket
+ * file at the path is its live one, not a stale one to remove.
+ */
+async function startServer(server: AnyServer, addr: Addr, backlog?: number, shared = false): Promise<Listener> {
+  if (addr.kind === "unix" && !shared) removeStaleSocket(addr.path);
   const where = addr.kind === "unix"
     ? { path: addr.path, backlog }
     : { host: addr.host, port: addr.port, backlog };
@@ -190,9 +195,15 @@ async function serveHttp(addr: Addr, handler: FetchHandler): Promise<Listener> {
   return await startServer(server, addr);
 }
 
-/** core/net.ts for Node. */
-export function createNet(): Net {
-  return { runtime: "node", listen, connect, serveHttp, defer };
+/**
+ * core/net.ts for Node. With `shared` (a worker under --workers, see adapters/mod.ts), listen
+ * goes through node:cluster: the supervisor holds each listening socket and hands
+ * connections to its workers, and the socket outlives any one generation of them.
+ */
+export function createNet(opts: { readonly shared?: boolean } = {}): Net {
+  if (opts.shared !== true) return { runtime: "node", listen, connect, serveHttp, defer };
+  const sharedListen = (addr: Addr, onConn: (conn: Conn) => void, o?: ListenOptions) => listen(addr, onConn, o, true);
+  return { runtime: "node", listen: sharedListen, connect, serveHttp, defer };
 }
 
 // After the poll phase: requests read from many sockets in one loop turn share a write.
