@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian machine: install the real servers the proxy talks to (redis,
-# memcached, memcslap) when missing, then the npm dependencies (which bring the deno
-# and bun binaries). Used by .ci/run and by the README's quick start.
+# memcached, memcslap) and the headless browser the dashboard tests drive (chromium) when
+# missing, then the npm dependencies (which bring the deno and bun binaries). Used by
+# .ci/run and by the README's quick start.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +12,10 @@ for tool in redis-server redis-cli memcached memcslap; do
     packages=(redis-server memcached libmemcached-tools)
   fi
 done
+# The dashboard's browser tests drive /usr/bin/chromium headless over the DevTools protocol.
+if [ ! -x /usr/bin/chromium ]; then
+  packages+=(chromium)
+fi
 # Debian's nodejs is only a fallback; the project needs Node >= 20.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
@@ -36,3 +41,4 @@ npm ci
 echo "bun $(./node_modules/.bin/bun --version)"
 redis-server --version
 memcached -V
+/usr/bin/chromium --version
