@@ -67,6 +67,7 @@ describe("parseFlags", () => {
       help: false, version: false, testConf: false, daemonize: false, describeStats: false,
       verbose: 5, output: null, confFile: "conf/nutcracker.yml", statsPort: 22222, statsAddr: "0.0.0.0",
       statsInterval: 30000, pidFile: null, mbufSize: 16384, admin: null, adminToken: null, watch: false,
+      workers: null, drainTimeout: 30000,
     });
   });
 
