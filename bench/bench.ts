@@ -2,7 +2,8 @@
  * `npm run bench`: Redis (redis-benchmark) and memcached (memcslap) throughput directly
  * and through the proxy on Node, Deno and Bun, in interleaved rounds, with the proxy's
  * CPU per request and peak RSS from /proc, then RSS with many idle client connections,
- * then the replicas scenario (lib/replicas.ts: read_policy master vs prefer_replica).
+ * then the replicas scenario (lib/replicas.ts: read_policy master vs prefer_replica) and the
+ * Redis Cluster scenario (lib/cluster.ts: the proxy vs redis-benchmark --cluster).
  * Prints markdown (machine and date on top) for the README. Flags: see USAGE.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { type McTest, type RedisTest, REDIS_BENCH_ARGS, runMemcslap, runRedisBen
 import { checkMemcache, checkRedis, type IdleResult, idleRss } from "./lib/idle.ts";
 import { idleTable, machineHeader, type Series, testTable, warnings } from "./lib/report.ts";
 import { replicasSection } from "./lib/replicas.ts";
+import { clusterSection } from "./lib/cluster.ts";
 
 const USAGE = `npm run bench -- [flags]
   --rounds N            interleaved rounds (default 3)
@@ -27,9 +29,11 @@ const USAGE = `npm run bench -- [flags]
   --mc-target HOST:PORT memcached listen address of the same external proxy
   --redis-ports A,B     fixed ports for the two redis-servers (to point an external proxy at them)
   --memcached-ports A,B fixed ports for the two memcached servers
-  --sections LIST       redis,memcache,idle,replicas (default all); --memcache = memcache only;
-                        replicas = 2 shards x (master + replicas), read_policy master vs prefer_replica
+  --sections LIST       redis,memcache,idle,replicas,cluster (default all); --memcache = memcache only;
+                        replicas = 2 shards x (master + replicas), read_policy master vs prefer_replica;
+                        cluster = a 3-master Redis Cluster, the proxy vs redis-benchmark --cluster
   --replicas-per-shard N  replicas section: replicas per shard (default 2)
+  --cluster-replicas N  cluster section: replicas per master (default 0)
   --mc-threads N        memcslap -c (default 10)   --mc-ops N  memcslap -e per thread (default 10000)
   --idle N              idle client connections (default 10000, capped by the fd limits)
   --out FILE            also write the markdown there`;
@@ -48,6 +52,7 @@ interface Options {
   mcOps: number;
   idle: number;
   replicasPerShard: number;
+  clusterReplicas: number;
   out?: string;
 }
 
@@ -55,12 +60,13 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     rounds: 3, requests: 100000, requestsP16: 0, only: [...RUNTIMES], targets: [], redisPorts: [], mcPorts: [],
-    sections: new Set(["redis", "memcache", "idle", "replicas"]), mcThreads: 10, mcOps: 10000, idle: 10000, replicasPerShard: 2,
+    sections: new Set(["redis", "memcache", "idle", "replicas", "cluster"]), mcThreads: 10, mcOps: 10000, idle: 10000,
+    replicasPerShard: 2, clusterReplicas: 0,
   };
   let onlyGiven = false;
-  const num = (v: string, flag: string) => {
+  const num = (v: string, flag: string, min = 1) => {
     const n = Number(v);
-    if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} needs a positive integer, got ${v}`);
+    if (!(Number.isInteger(n) && n >= min)) throw new Error(`${flag} needs an integer >= ${min}, got ${v}`);
     return n;
   };
   const ports = (v: string, flag: string) => v.split(",").map((p) => num(p, flag));
@@ -84,6 +90,7 @@ function parseOptions(argv: string[]): Options {
     "--mc-ops": (v, f) => (o.mcOps = num(v, f)),
     "--idle": (v, f) => (o.idle = num(v, f)),
     "--replicas-per-shard": (v, f) => (o.replicasPerShard = num(v, f)),
+    "--cluster-replicas": (v, f) => (o.clusterReplicas = num(v, f, 0)),
     "--out": (v) => (o.out = v),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -266,6 +273,13 @@ async function main(): Promise<void> {
       proxies = [];
       out.push(...await replicasSection({
         runtimes: o.only, replicasPerShard: o.replicasPerShard, rounds: o.rounds, requests: o.requests, requestsP16: o.requestsP16, hz, dir, log,
+      }));
+    }
+    if (o.sections.has("cluster")) {
+      for (const p of proxies) await stopProxy(p);
+      proxies = [];
+      out.push(...await clusterSection({
+        runtimes: o.only, replicas: o.clusterReplicas, rounds: o.rounds, requests: o.requests, requestsP16: o.requestsP16, hz, dir, log,
       }));
     }
     ok = true;

@@ -8,9 +8,9 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { exchange } from "./idle.ts";
-import { cpuNs, sleep, stop } from "./proc.ts";
+import { cpuNs, stop } from "./proc.ts";
 import { fixed, int, median, table } from "./report.ts";
+import { bulk, expectReply, field, resp, until } from "./resp.ts";
 import { type ProxyProcess, type RuntimeName, startProxyWith, startRedis, type Started, stopProxy } from "./targets.ts";
 import { REDIS_BENCH_ARGS, type RedisTest, runRedisBenchmark, type Sample } from "./tools.ts";
 
@@ -50,43 +50,6 @@ export interface ReplicaOptions {
   hz: number;
   dir: string;
   log: (msg: string) => void;
-}
-
-// ---- RESP over a short-lived connection (bench/lib/idle.ts exchange) ----
-
-function resp(...args: string[]): string {
-  return `*${args.length}\r\n` + args.map((a) => `$${a.length}\r\n${a}\r\n`).join("");
-}
-
-/** A bulk reply's text (INFO), or throws. */
-async function bulk(port: number, ...args: string[]): Promise<string> {
-  const complete = (s: string) => {
-    const m = /^\$(\d+)\r\n/.exec(s);
-    return m !== null && s.length >= m[0].length + Number(m[1]) + 2;
-  };
-  const text = await exchange(HOST, port, resp(...args), (s) => complete(s) || s.startsWith("-"), 5000);
-  if (!complete(text)) throw new Error(`redis ${port} ${args.join(" ")}: ${JSON.stringify(text.slice(0, 120))}`);
-  return text;
-}
-
-function field(info: string, name: string): string | undefined {
-  return new RegExp(`^${name}:(.*)\r$`, "m").exec(info)?.[1];
-}
-
-/** Send `request`, expect exactly `expected` back within `timeoutMs`. */
-async function expectReply(port: number, request: string, expected: string, what: string, timeoutMs = 30000): Promise<void> {
-  const got = await exchange(HOST, port, request, (s) => s.length >= expected.length, timeoutMs);
-  if (got !== expected) throw new Error(`${what}: unexpected reply ${JSON.stringify(got.slice(0, 200))}`);
-}
-
-/** Poll `check` every 100 ms until it is true; false after `timeoutMs`. */
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return true;
-    await sleep(100);
-  }
-  return false;
 }
 
 // ---- the replication setup ----

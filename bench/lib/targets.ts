@@ -33,6 +33,8 @@ export interface Target {
   pids: number[];
   /** memcached-protocol address of the same proxy, if it has one. */
   mcPort?: number;
+  /** A Redis Cluster node: redis-benchmark runs in its own `--cluster` mode against it. */
+  cluster?: boolean;
 }
 
 /** A started process listening on a port. */

@@ -64,11 +64,11 @@ async function measured<T>(pids: number[], run: () => Promise<T>): Promise<{ val
 
 type Ticks = { user: number; sys: number };
 
-/** Run one redis-benchmark test against `target`; rps from the CSV line. */
+/** Run one redis-benchmark test against `target` (in `--cluster` mode for a cluster node); rps from the CSV line. */
 export async function runRedisBenchmark(target: Target, t: RedisTest, hz: number, timeoutMs: number): Promise<Sample> {
   const args = [
     "-h", target.host, "-p", String(target.port), ...REDIS_BENCH_ARGS,
-    "-n", String(t.requests), "-P", String(t.pipeline), "-t", t.test, "--csv",
+    "-n", String(t.requests), "-P", String(t.pipeline), "-t", t.test, "--csv", ...(target.cluster ? ["--cluster"] : []),
   ];
   const m = await measured(target.pids, () => runTool("redis-benchmark", args, timeoutMs));
   const r = m.value;
