@@ -179,8 +179,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
       this.home.masterRefused(shard, reply);
       return false;
     }
-    if (this.closed || req.retried || !this.home.mayRetry(req, reply, transportFailed)) return false;
-    const next = this.home.retryNode(shard, req, this.fenceOf(shard));
+    if (this.closed || req.retried) return false;
+    const next = this.home.retryTarget(shard, req, reply, transportFailed, this.fenceOf(shard));
     // The same node again only when its connection failed: the resend goes on a new one.
     if (next === null || (next === req.node && !transportFailed)) return false;
     req.retried = true;
@@ -193,10 +193,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private followedRedirect(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
     if (this.home.cluster === null) return false;
     if (transportFailed) this.home.clusterFailure();
-    if (this.closed || req.redirects >= MAX_REDIRECTS) return false;
-    if (!this.home.redirect(req, reply, (node, asking) => this.resend(req, node, asking))) return false;
-    req.redirects++;
-    return true;
+    if (this.closed) return false;
+    return this.home.redirect(req, reply, transportFailed, (node, asking) => this.resend(req, node, asking));
   }
 
   private resend(req: Req, node: Server | null, asking: boolean): void {
@@ -397,8 +395,6 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
 }
 
 const EMPTY = new Uint8Array(0);
-/** A request follows at most this many redirections (a map in flux settles well within them). */
-const MAX_REDIRECTS = 5;
 const ASKING = new TextEncoder().encode("*1\r\n$6\r\nASKING\r\n");
 const IGNORED: ReqOwner = { reqDone: () => {} };
 const NO_SERVER = "No server available";

@@ -111,19 +111,23 @@ export class Pool {
     return chooseReadNode(shard, policy, this.base.clock.now(), fence, Math.random);
   }
 
-  /** Whether a read's reply from its node is worth asking another node for; sets the node aside if so. */
-  mayRetry(req: Req, reply: Uint8Array | null, transportFailed: boolean): boolean {
+  /**
+   * Where a read goes a second time, or null when its reply stands: after a node not ready
+   * (transport, -LOADING, -MASTERDOWN) another node by policy, the node set aside; after a
+   * memcached copy's miss, or a cluster replica's nil (a slot moving away), the master.
+   */
+  retryTarget(shard: Shard, req: Req, reply: Uint8Array | null, transportFailed: boolean, fence: number): Server | null {
     const node = req.node!;
-    const retry = this.conf.redis
-      ? retryableFailure(reply, transportFailed)
-      : node.role === Role.Replica && (transportFailed || copyMissed(req, reply));
-    if (retry && (transportFailed || this.conf.redis)) setAside(node, reply, transportFailed);
-    return retry;
-  }
-
-  /** Where a read goes the second time: another node by policy (redis), the master (a copy's miss). */
-  retryNode(shard: Shard, req: Req, fence: number): Server | null {
-    return this.conf.redis ? this.nodeFor(shard, req, fence) : shard.master;
+    const replica = node.role === Role.Replica;
+    if (!this.conf.redis) {
+      if (!replica || !(transportFailed || copyMissed(req, reply))) return null;
+      if (transportFailed) setAside(node, reply, transportFailed);
+      return shard.master;
+    }
+    if (this.cluster !== null && replica && isNilBulk(reply)) return shard.master;
+    if (!retryableFailure(reply, transportFailed)) return null;
+    setAside(node, reply, transportFailed);
+    return this.nodeFor(shard, req, fence);
   }
 
   /** read_your_writes: a write answered now is on every replica that reports this replica-check round. */
@@ -202,14 +206,17 @@ export class Pool {
    * `resend` gets the node (and whether ASKING must go first), possibly after a refresh.
    * False when the reply is no redirection (or the pool is no cluster).
    */
-  redirect(req: Req, reply: Uint8Array | null, resend: (node: Server | null, asking: boolean) => void): boolean {
+  redirect(
+    req: Req, reply: Uint8Array | null, transportFailed: boolean, resend: (node: Server | null, asking: boolean) => void,
+  ): boolean {
     const cluster = this.cluster;
-    const redirect = cluster === null ? null : redirectOf(reply);
-    if (cluster === null || redirect === null) return false;
-    if (redirect.kind === Redirect.TryAgain) {
-      this.base.clock.setTimer(() => resend(req.node, false), TRY_AGAIN_MS);
-      return true;
-    }
+    if (cluster === null) return false;
+    if (transportFailed) return this.holdAndRetry(cluster, req, true, resend);
+    const redirect = redirectOf(reply);
+    if (redirect === null) return false;
+    if (redirect.kind === Redirect.TryAgain) return this.holdAndRetry(cluster, req, false, resend);
+    if (req.redirects >= MAX_REDIRECTS) return false;
+    req.redirects++;
     const asking = redirect.kind === Redirect.Ask;
     if (asking) cluster.redirects.ask++;
     else cluster.redirects.moved++;
@@ -223,6 +230,35 @@ export class Pool {
     // A node the map does not know yet: learn the new map, then send there.
     void cluster.refresh().then(() => resend(this.nodeAt(redirect.addr!), asking));
     return true;
+  }
+
+  /**
+   * A node down, or the cluster busy (TRYAGAIN, CLUSTERDOWN during a failover): hold the
+   * request and send it again, with backoff, to wherever its shard's slots are then, until
+   * the pool's timeout. A write the node may have executed is not sent twice.
+   */
+  private holdAndRetry(
+    cluster: ClusterWatcher, req: Req, transportFailed: boolean, resend: (node: Server | null, asking: boolean) => void,
+  ): boolean {
+    // A write on a connection that broke after connecting may have run: it fails, never runs twice.
+    if (transportFailed && !req.read && !req.unsent) return false;
+    const now = this.base.clock.now();
+    if (req.holdUntil === 0) req.holdUntil = now + (this.conf.timeout ?? DEFAULT_HOLD_MS);
+    if (now >= req.holdUntil) return false;
+    const delay = Math.min(HOLD_MAX_MS, TRY_AGAIN_MS * 2 ** req.holds++);
+    req.unsent = false;
+    this.base.clock.setTimer(() => void cluster.refresh().then(() => resend(this.successor(req.shard!), false)), delay);
+    return true;
+  }
+
+  /** Where a shard's slots are now: its master if it still is one, else the replica promoted in its place. */
+  private successor(shard: Shard): Server | null {
+    for (const node of [shard.master, ...shard.replicas]) {
+      const key = formatAddr(node.conf.addr);
+      const now = this.topology.shards.find((s) => formatAddr(s.master.conf.addr) === key);
+      if (now !== undefined) return now.master;
+    }
+    return null;
   }
 
   /** A request to the cluster failed on its connection: the map may be stale. */
@@ -338,9 +374,19 @@ export class Pool {
 }
 
 const READONLY = new TextEncoder().encode("-READONLY");
+const NIL_BULK = new TextEncoder().encode("$-1\r\n");
+
+function isNilBulk(reply: Uint8Array | null): boolean {
+  return reply !== null && reply.length === NIL_BULK.length && NIL_BULK.every((byte, i) => reply[i] === byte);
+}
 const READONLY_COMMAND = new TextEncoder().encode("*1\r\n$8\r\nREADONLY\r\n");
-/** TRYAGAIN / CLUSTERDOWN: how long to wait before sending again. */
+/** TRYAGAIN / CLUSTERDOWN / a node down: the first wait before sending again, doubled each time up to HOLD_MAX_MS. */
 const TRY_AGAIN_MS = 100;
+const HOLD_MAX_MS = 1000;
+/** How long a request is held for a cluster failover when the pool sets no timeout. */
+const DEFAULT_HOLD_MS = 5000;
+/** A request follows at most this many MOVED/ASK redirections (a map in flux settles well within them). */
+const MAX_REDIRECTS = 5;
 
 function startsWithReadonly(reply: Uint8Array): boolean {
   return reply.length >= READONLY.length && READONLY.every((byte, i) => reply[i] === byte);

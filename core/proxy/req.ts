@@ -52,6 +52,11 @@ export class Req {
   copyKind = 0;
   /** Redis Cluster redirections followed so far (bounded, so a confused map cannot loop). */
   redirects = 0;
+  /** Redis Cluster: times it was held for a node to come back or a failover to end, and until when (clock ms). */
+  holds = 0;
+  holdUntil = 0;
+  /** Failed on a connection that never connected: the server never saw it (safe to send again). */
+  unsent = false;
   /** Reads are sent again at most once. */
   retried = false;
   guard: ReplyGuard | null = null;

@@ -45,6 +45,8 @@ export class ServerConn implements Flushable, ReqOwner {
    * and once closed it never reconnects (a new connection would not hold the client's MULTI).
    */
   readonly dedicated: boolean;
+  /** The current connection was established (requests written to it may have been executed). */
+  private established = false;
   /** A dedicated connection that closed: requests sent to it fail at once. */
   broken = false;
   /** Called once when the last owed reply has arrived (then cleared). */
@@ -117,7 +119,11 @@ export class ServerConn implements Flushable, ReqOwner {
     });
     this.conn = conn;
     this.server.stats.server_connections++;
-    conn.onConnect = () => env.log.log(6, `connected to server ${this.server.conf.id}`);
+    this.established = false;
+    conn.onConnect = () => {
+      this.established = true;
+      env.log.log(6, `connected to server ${this.server.conf.id}`);
+    };
     conn.onData = (chunk) => this.onData(chunk);
     // The server closed its side: an EOF, not an error (an idle close is no failure).
     conn.onEnd = () => conn.destroy();
@@ -300,6 +306,8 @@ export class ServerConn implements Flushable, ReqOwner {
         this.env.poolStats.forward_error++;
         this.unansweredBytes -= req.bytes.length;
       }
+      // Never connected: the server never saw it, so sending it elsewhere cannot apply it twice.
+      if (!this.established) req.unsent = true;
       req.finish(reply, true);
     }
     this.releaseWaiters();
