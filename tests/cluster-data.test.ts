@@ -14,6 +14,9 @@ import { startTestProxy, type TestProxy } from "./helpers/proxy.ts";
 import { type Arg, bulkText, type Reply, RespClient } from "./helpers/resp.ts";
 import { waitFor } from "./helpers/soak.ts";
 import { clusterPoolYaml, keyOn, keySlot, RedisCluster, served, SLOTS } from "./helpers/cluster.ts";
+import { clusterState } from "../core/admin/pools.ts";
+import { renderPrometheus } from "../core/stats/prometheus.ts";
+import { createMetrics } from "../core/stats/metrics.ts";
 
 const POOL = { masters: 0, replicas: 1 } as const;
 const KEYS = 10_000;
@@ -241,6 +244,26 @@ describe("redis cluster behind the proxy: keys, multi-key commands, replica read
     assert.equal(total, 3000, "each GET executed once somewhere");
     assert.ok(onReplicas >= 0.95 * total, `at least 95% of the GETs on replicas (${onReplicas}/${total})`);
     for (const p of replicaPorts) assert.ok(deltas[ports.indexOf(p)] > 0, `replica ${p} served reads`);
+  });
+  it("/pools shows each master's slot ranges and the refreshes; /metrics counts redirects and refreshes", async () => {
+    const tp = await proxy();
+    const pool = tp.proxy.pools[POOL.masters];
+    const state = clusterState(pool)!;
+    const slots = state.slots as Record<string, string>;
+    const owners = await cluster.owners();
+    const masters = (await cluster.masters()).map((m) => `127.0.0.1:${m.port}`).sort();
+    assert.deepEqual(Object.keys(slots).sort(), masters, "one entry per master");
+    for (const [node, ranges] of Object.entries(slots)) {
+      for (const range of ranges.split(",")) {
+        const [from, to] = range.split("-").map(Number);
+        for (const slot of [from, to ?? from]) assert.equal(`127.0.0.1:${owners[slot]}`, node, `slot ${slot}`);
+      }
+    }
+    assert.ok((state.refreshes as number) >= 1, "at least the first refresh");
+    const text = renderPrometheus({ pools: tp.proxy.pools, metrics: createMetrics(), version: "0.5.0", source: "h", uptimeSeconds: 1, now: Date.now() });
+    assert.match(text, /^nutcracker_cluster_refreshes_total\{pool="alpha"\} [1-9]\d*$/m);
+    assert.match(text, /^nutcracker_cluster_redirects_total\{pool="alpha",type="moved"\} \d+$/m);
+    assert.match(text, /^nutcracker_cluster_redirects_total\{pool="alpha",type="ask"\} \d+$/m);
   });
 });
 

@@ -129,7 +129,19 @@ function replicaKeys(conf: PoolConf): Record<string, unknown> {
  */
 function sentinelKeys(pool: Pool): Record<string, unknown> {
   if (!pool.conf.redis) return {};
-  return { sentinel_auth: pool.conf.sentinelAuth === null ? null : REDACTED, sentinel: sentinelState(pool) };
+  return { sentinel_auth: pool.conf.sentinelAuth === null ? null : REDACTED, sentinel: sentinelState(pool), cluster: clusterState(pool) };
+}
+
+/** A Redis Cluster pool's slot map summary and redirect counts, or null for other pools. */
+export function clusterState(pool: Pool): Record<string, unknown> | null {
+  const cluster = pool.cluster;
+  if (cluster === null) return null;
+  return {
+    slots: Object.fromEntries((pool.clusterSlots() ?? []).map(({ node, slots }) => [node, slots])),
+    refreshes: cluster.refreshes,
+    last_refresh_at: cluster.lastRefreshAt === null ? null : new Date(cluster.lastRefreshAt).toISOString(),
+    redirects: { moved: cluster.redirects.moved, ask: cluster.redirects.ask },
+  };
 }
 
 /** A pool's Sentinel view as /pools shows it, or null for a pool without Sentinels. */

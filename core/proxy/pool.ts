@@ -261,6 +261,13 @@ export class Pool {
     return null;
   }
 
+  /** Redis Cluster: each master's slot ranges ("0-5460,10923"), as the map says now; null for other pools. */
+  clusterSlots(): { node: string; slots: string }[] | null {
+    const layout = this.layout;
+    if (this.cluster === null || layout === null) return null;
+    return layout.shards.map((shard, i) => ({ node: formatAddr(shard.master), slots: layout.slots.ranges(i) }));
+  }
+
   /** A request to the cluster failed on its connection: the map may be stale. */
   clusterFailure(): void {
     this.cluster?.refreshSoon();

@@ -113,6 +113,7 @@ export function renderPrometheus(input: PrometheusInput): string {
   writeServerFamilies(out, ordered, input.now);
   writeNodeFamilies(out, ordered, input.now);
   writeSentinelFamilies(out, pools);
+  writeClusterFamilies(out, pools);
   writeHistograms(out, ordered, input.metrics);
   return out.text();
 }
@@ -215,6 +216,18 @@ function writeSentinelFamilies(out: Exposition, pools: readonly Pool[]): void {
   for (const { labels, s } of shards) if (s.master !== null) out.sample("nutcracker_shard_master_info", [...labels, ["addr", s.master]], 1);
   out.family("nutcracker_shard_last_switch_timestamp_seconds", "gauge", "seconds since the epoch of the shard's last master switch, 0 when none");
   for (const { labels, s } of shards) out.sample("nutcracker_shard_last_switch_timestamp_seconds", labels, (s.lastSwitchAt ?? 0) / 1000);
+}
+
+/** Redis Cluster pools only: redirections followed and slot map refreshes. */
+function writeClusterFamilies(out: Exposition, pools: readonly Pool[]): void {
+  const clusters = pools.flatMap((pool) => (pool.cluster === null ? [] : [{ pool: pool.conf.name, cluster: pool.cluster }]));
+  out.family("nutcracker_cluster_redirects_total", "counter", "MOVED and ASK redirections the proxy followed for clients");
+  for (const { pool, cluster } of clusters) {
+    out.sample("nutcracker_cluster_redirects_total", [["pool", pool], ["type", "moved"]], cluster.redirects.moved);
+    out.sample("nutcracker_cluster_redirects_total", [["pool", pool], ["type", "ask"]], cluster.redirects.ask);
+  }
+  out.family("nutcracker_cluster_refreshes_total", "counter", "slot map refreshes (CLUSTER SLOTS answers applied)");
+  for (const { pool, cluster } of clusters) out.sample("nutcracker_cluster_refreshes_total", [["pool", pool]], cluster.refreshes);
 }
 
 function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {
