@@ -18,7 +18,7 @@ import { systemClock } from "../core/net.ts";
 import type { Addr, Net } from "../core/net.ts";
 import { type ConfText, Supervisor } from "../core/workers/supervisor.ts";
 import { startSupervisorView, type SupervisorView } from "../core/workers/view.ts";
-import { startWorker } from "../core/workers/worker.ts";
+import { startWorker, type Worker } from "../core/workers/worker.ts";
 import type { Flags } from "./flags.ts";
 import { reason, SIGNAL_NUMBERS } from "./host.ts";
 import type { Host, HostSignal, LogOutput } from "./host.ts";
@@ -214,12 +214,9 @@ export async function runWorkerProcess(flags: Flags, host: Host, net: Net, cli: 
     const at = line.indexOf("] ");
     output.write(at < 0 ? tag + line : line.slice(0, at + 2) + tag + line.slice(at + 2));
   }, flags.verbose);
-  const worker = startWorker({
-    net, clock: systemClock, log, channel,
-    version: cli.version, nutcrackerVersion: cli.nutcrackerVersion, source: host.hostname, pid: host.pid,
-    histograms: flags.admin !== null,
-    reopenLog: () => output.reopen(),
-  });
+  // Handlers first: an unhandled SIGUSR1 would start Node's inspector. (Signals arrive through the
+  // event loop, so `worker` is set by the time a handler runs.)
+  let worker: Worker | null = null;
   // The supervisor passes these on itself; a terminal's Ctrl-C reaches the whole group.
   const ignored: HostSignal[] = ["SIGINT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2"];
   // Deno: no SIGUSR1 listener at all (it opens the inspector regardless, see mod.ts).
@@ -227,7 +224,13 @@ export async function runWorkerProcess(flags: Flags, host: Host, net: Net, cli: 
   for (const signal of ignored) host.onSignal(signal, () => log.info(`signal ${signal} ignored: the supervisor handles it`));
   host.onSignal("SIGTERM", () => {
     log.notice("signal 15 (SIGTERM) received, exiting");
-    void worker.stop(cli.graceMs);
+    void worker?.stop(cli.graceMs);
+  });
+  worker = startWorker({
+    net, clock: systemClock, log, channel,
+    version: cli.version, nutcrackerVersion: cli.nutcrackerVersion, source: host.hostname, pid: host.pid,
+    histograms: flags.admin !== null,
+    reopenLog: () => output.reopen(),
   });
   const code = await worker.done;
   host.clearSignals();

@@ -11,12 +11,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { FLAG_DEFAULTS, MAX_WORKERS, parseFlags } from "../adapters/flags.ts";
-import { kill, killStarted, read, runCli, track, untrack, waitUntil } from "./helpers/cli.ts";
+import { kill, killStarted, read, runCli, startCli, track, untrack, waitUntil } from "./helpers/cli.ts";
+import { runtimeName } from "./helpers/runtime.ts";
 import { callOnce } from "./helpers/resp.ts";
 import { isAlive, type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { freePort } from "./helpers/ports.ts";
 import {
-  killWorkers, metrics, poolConf, sampleValue, servingPid, serverStats, startSupervised, statsJson, type Supervised, workers,
+  killWorkers, metrics, poolConf, sampleValue, servingPid, servingPidAt, serverStats, startSupervised, statsJson, type Supervised, workers,
 } from "./helpers/workers.ts";
 
 let tmp = "";
@@ -159,6 +160,32 @@ describe("--workers through the CLI", () => {
     assert.equal(fs.existsSync(sup.pidFile), false);
     await waitUntil(() => pids.every((pid) => !isAlive(pid)), "every worker to exit", 10_000);
     assert.match(read(sup.log), /stopping the workers and exiting[\s\S]*stopped/);
+  });
+
+  it("a unix socket address is shared by the workers on Node and Bun; Deno refuses it by name", async () => {
+    const sock = path.join(tmp, "w.sock");
+    const conf = path.join(tmp, "unix.yml");
+    const log = path.join(tmp, "unix.log");
+    const pidFile = path.join(tmp, "unix.pid");
+    fs.writeFileSync(conf, `alpha:\n  listen: ${sock} 0666\n  redis: true\n  servers:\n   - 127.0.0.1:${redis.port}:1\n`);
+    const flags = ["--workers", "2", "-c", conf, "-p", pidFile, "-o", log, "-s", String(await freePort())];
+    if (runtimeName() === "deno") {
+      const result = await runCli(flags);
+      assert.equal(result.code, 1);
+      assert.match(read(log), /workers on Deno cannot share a unix socket/);
+      return;
+    }
+    const child = startCli(flags);
+    await waitUntil(() => read(pidFile) !== "", `the pid file (log: ${read(log)})`, 60_000);
+    const pids = new Set<number>();
+    for (let i = 0; i < 8; i++) {
+      pids.add(await servingPidAt(sock));
+    }
+    assert.equal(pids.size, 2, [...pids].join(" "));
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o666);
+    kill(child.pid, "SIGTERM");
+    assert.equal((await child.done).code, 0, read(log));
+    assert.equal(fs.existsSync(sock), false, "the socket file is removed with the last listener");
   });
 
   it("-d with --workers: the foreground exits 0 once all listen, the pid file names the serving supervisor", async () => {

@@ -107,6 +107,7 @@ class WorkerRun {
     this.state = "stopping";
     // A drain in progress ends at its next look and closes the proxy itself.
     if (was === "draining") return;
+    this.deps.log.notice(`stopping: in-flight requests get up to ${graceMs} ms`);
     await this.proxy?.close(graceMs);
     this.finished(0);
   }

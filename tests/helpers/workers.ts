@@ -96,6 +96,24 @@ export async function servingPid(port: number): Promise<number> {
   }
 }
 
+/** The pid of the worker that serves a new connection to a unix socket (INFO's process_id). */
+export function servingPidAt(socketPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path: socketPath });
+    let text = "";
+    socket.setTimeout(10_000, () => socket.destroy(new Error("INFO timed out")));
+    socket.on("connect", () => socket.write("INFO server\r\n"));
+    socket.on("data", (chunk) => {
+      text += String(chunk);
+      const match = /process_id:(\d+)\r\n/.exec(text);
+      if (match === null) return;
+      socket.destroy();
+      resolve(Number(match[1]));
+    });
+    socket.on("error", reject);
+  });
+}
+
 /** The stats port's JSON. */
 export function statsJson(port: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
