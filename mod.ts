@@ -303,6 +303,8 @@ function handleSignals(
   // not a reload trigger there; a listener would only suggest that sending it is safe.
   if (runtime === "deno") log.warn(DENO_SIGUSR1_WARNING);
   else host.onSignal("SIGUSR1", () => reloads.request(`signal ${SIGNAL_NUMBERS.SIGUSR1} (SIGUSR1) received`));
+  // As nutcracker: SIGUSR2 is caught and does nothing (with --workers it restarts them).
+  host.onSignal("SIGUSR2", () => received("SIGUSR2", "ignored (it restarts the workers only under --workers)"));
   host.onSignal("SIGHUP", () => {
     received("SIGHUP", "reopening log file");
     const failed = output.reopen();

@@ -188,6 +188,20 @@ describe("--workers through the CLI", () => {
     assert.equal(fs.existsSync(sock), false, "the socket file is removed with the last listener");
   });
 
+  it("without --workers, SIGUSR2 is logged and ignored, as nutcracker does", async () => {
+    const port = await freePort();
+    const conf = path.join(tmp, "single.yml");
+    const log = path.join(tmp, "single.log");
+    fs.writeFileSync(conf, poolConf(port, redis.port));
+    const child = startCli(["-c", conf, "-o", log, "-s", String(await freePort())]);
+    await waitUntil(() => read(log).includes("listening on"), `the proxy to listen (log: ${read(log)})`, 30_000);
+    kill(child.pid, "SIGUSR2");
+    await waitUntil(() => read(log).includes("signal 12 (SIGUSR2) received, ignored"), "the SIGUSR2 line", 10_000);
+    assert.deepEqual(await callOnce(port, ["PING"]), { type: "status", text: "PONG" });
+    kill(child.pid, "SIGTERM");
+    assert.equal((await child.done).code, 0, read(log));
+  });
+
   it("-d with --workers: the foreground exits 0 once all listen, the pid file names the serving supervisor", async () => {
     const port = await freePort();
     const conf = path.join(tmp, "daemon.yml");
