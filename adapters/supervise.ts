@@ -84,7 +84,7 @@ export async function runSupervisor(flags: Flags, host: Host, net: Net, cli: Cli
   }
   const count = flags.workers === "auto" ? cpuCount() : flags.workers ?? 1;
   const sharing = net.runtime === "deno" ? "SO_REUSEPORT" : "node:cluster";
-  log.notice(`${cli.banner} started on pid ${host.pid}: supervisor of ${count} workers (listen addresses shared through ${sharing})`);
+  log.notice(`${cli.banner} started on pid ${host.pid}: supervisor of ${count} worker${count === 1 ? "" : "s"} (listen addresses shared through ${sharing})`);
   const admin = flags.admin === null ? null : cli.adminAddr(flags.admin);
   if (admin !== null && !admin.ok) return fail(`invalid --admin address '${flags.admin}': ${admin.error}`);
   let adminToken: string | null = null;

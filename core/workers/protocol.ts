@@ -22,8 +22,8 @@ export type Question = typeof Question[keyof typeof Question];
 
 /** Supervisor -> worker. */
 export type ToWorker =
-  /** Start serving this configuration (text of `file`, already validated). */
-  | { readonly t: "start"; readonly conf: string; readonly file: string }
+  /** Start serving this configuration (text of `file`, already validated), logging at `logLevel`. */
+  | { readonly t: "start"; readonly conf: string; readonly file: string; readonly logLevel: number }
   /** Send a report now; with `prometheus`, include the Prometheus text. */
   | { readonly t: "report"; readonly seq: number; readonly prometheus: boolean }
   | { readonly t: "ask"; readonly seq: number; readonly question: Question }

@@ -229,7 +229,8 @@ export class Supervisor implements Reloader {
 
   private onMessage(proc: Proc, msg: FromWorker): void {
     if (msg.t === "hello") {
-      proc.handle.send({ t: "start", conf: this.conf.text, file: this.conf.file });
+      // The level SIGTTIN/SIGTTOU left the supervisor at, so a new worker logs as the others do.
+      proc.handle.send({ t: "start", conf: this.conf.text, file: this.conf.file, logLevel: this.deps.log.level });
     } else if (msg.t === "ready") {
       if (proc.state === "starting") proc.state = "ready";
       proc.readyAt = this.deps.clock.now();

@@ -113,7 +113,10 @@ class WorkerRun {
   }
 
   private onMessage(msg: ToWorker): void {
-    if (msg.t === "start") return void this.start(msg.conf, msg.file);
+    if (msg.t === "start") {
+      this.deps.log.level = msg.logLevel;
+      return void this.start(msg.conf, msg.file);
+    }
     if (msg.t === "closed-ack") return this.closedAck?.();
     if (msg.t === "stop") return void this.stop(msg.graceMs);
     if (msg.t === "log-level") return this.logLevel(msg.delta);
