@@ -11,22 +11,9 @@ import type { Logger } from "../log.ts";
 import { type PoolChange, type ReloadReport, ReloadResult, type Reloader, type ReloadStatus } from "../reload/types.ts";
 import { Retired, type SnapshotPart, sumSnapshots } from "../stats/aggregate.ts";
 import type { FromWorker, Question, ToWorker, WorkerReport } from "./protocol.ts";
+import { Proc, type SpawnWorker, type WorkerInfo } from "./proc.ts";
 
-/** A started worker process, as the adapter gives it. */
-export interface WorkerHandle {
-  readonly pid: number;
-  send(msg: ToWorker): void;
-  kill(signal: "SIGKILL" | "SIGTERM"): void;
-}
-
-/** What the adapter reports about a worker process it started. */
-export interface WorkerEvents {
-  message(msg: FromWorker): void;
-  exit(code: number | null, signal: string | null): void;
-}
-
-/** Start worker `slot` of `generation`; its messages and exit go to `events`. */
-export type SpawnWorker = (slot: number, generation: number, events: WorkerEvents) => WorkerHandle;
+export type { SpawnWorker, WorkerEvents, WorkerHandle, WorkerInfo, WorkerState } from "./proc.ts";
 
 /** A configuration read and validated by the supervisor: its text goes to the workers. */
 export interface ConfText {
@@ -54,19 +41,6 @@ export interface SupervisorDeps {
   readConf(): ConfText;
 }
 
-/** A worker's state: starting -> ready -> draining (an old generation) or stopping -> exited. */
-export type WorkerState = "starting" | "ready" | "draining" | "stopping" | "exited";
-
-/** One worker, as /workers lists it. */
-export interface WorkerInfo {
-  readonly slot: number;
-  readonly generation: number;
-  readonly pid: number;
-  readonly state: WorkerState;
-  /** Clock ms when it was started. */
-  readonly startedAt: number;
-}
-
 /** What a restart did. */
 export interface RestartReport {
   readonly generation: number;
@@ -87,44 +61,6 @@ const RELOAD_TIMEOUT_MS = 30_000;
 const KILL_SLACK_MS = 5_000;
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/** One worker process and what the supervisor knows about it. */
-class Proc {
-  state: WorkerState = "starting";
-  lastReport: WorkerReport | null = null;
-  error: string | null = null;
-  readyAt = 0;
-  /** Exited on purpose (stopped, drained, replaced after a failed reload): not a crash. */
-  expected = false;
-  handle!: WorkerHandle;
-  readonly waiters = new Map<number, { resolve(msg: FromWorker): void; reject(err: Error): void }>();
-  readonly ready: Promise<void>;
-  readonly exited: Promise<void>;
-  markReady!: () => void;
-  markFailed!: (err: Error) => void;
-  markExited!: () => void;
-
-  constructor(readonly slot: number, readonly generation: number, readonly startedAt: number) {
-    this.ready = new Promise((resolve, reject) => {
-      this.markReady = resolve;
-      this.markFailed = reject;
-    });
-    this.ready.catch(() => {});
-    this.exited = new Promise((resolve) => (this.markExited = resolve));
-  }
-
-  get pid(): number {
-    return this.handle.pid;
-  }
-
-  get name(): string {
-    return `worker ${this.slot} (pid ${this.pid}, generation ${this.generation})`;
-  }
-
-  get live(): boolean {
-    return this.state !== "exited";
-  }
-}
 
 export class Supervisor implements Reloader {
   private readonly opts: SupervisorOptions;
