@@ -7,8 +7,7 @@
  * the owner re-sends its subscriptions.
  */
 import type { Addr, Clock, Conn, Net } from "../net.ts";
-import { concatBytes } from "../bytes.ts";
-import { ReplyScanner } from "../redis/mod.ts";
+import { ReplyFrames } from "../redis/frames.ts";
 
 const encoder = new TextEncoder();
 const MESSAGE_HEADS = ["*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r\n", "*3\r\n$8\r\nsmessage\r\n"].map((h) => encoder.encode(h));
@@ -31,8 +30,7 @@ export interface PushLinkDeps {
 
 export class PushLink {
   private conn: Conn | null = null;
-  private readonly scanner = new ReplyScanner();
-  private partial: Uint8Array[] = [];
+  private readonly frames: ReplyFrames;
   private closed = false;
   private backoff = RECONNECT_MIN_MS;
   private timer: unknown = null;
@@ -40,6 +38,9 @@ export class PushLink {
 
   constructor(deps: PushLinkDeps) {
     this.deps = deps;
+    this.frames = new ReplyFrames((reply) => {
+      if (isMessage(reply)) deps.onMessage(reply);
+    });
     this.open();
   }
 
@@ -66,8 +67,7 @@ export class PushLink {
   private lost(conn: Conn): void {
     if (this.conn !== conn) return;
     this.conn = null;
-    this.scanner.reset();
-    this.partial = [];
+    this.frames.reset();
     if (this.closed) return;
     this.timer = this.deps.clock.setTimer(() => {
       this.timer = null;
@@ -78,19 +78,7 @@ export class PushLink {
   }
 
   private onData(chunk: Uint8Array): void {
-    let pos = 0;
-    while (pos < chunk.length) {
-      const end = this.scanner.scan(chunk, pos);
-      if (end === -1) {
-        this.partial.push(chunk.subarray(pos));
-        return;
-      }
-      if (end < 0) return void this.conn?.destroy();
-      const reply = this.partial.length === 0 ? chunk.slice(pos, end) : concatBytes([...this.partial, chunk.subarray(pos, end)]);
-      this.partial = [];
-      pos = end;
-      if (isMessage(reply)) this.deps.onMessage(reply);
-    }
+    if (!this.frames.push(chunk)) this.conn?.destroy();
   }
 }
 

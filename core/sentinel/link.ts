@@ -4,8 +4,8 @@
  * handed to `onPush`. Closes are reported once; the owner decides whether to reconnect.
  */
 import type { Addr, Conn, Net } from "../net.ts";
-import { concatBytes } from "../bytes.ts";
-import { encodeCommand, ReplyScanner } from "../redis/mod.ts";
+import { encodeCommand } from "../redis/mod.ts";
+import { ReplyFrames } from "../redis/frames.ts";
 import { decodeReply, RespError, type RespValue } from "./resp.ts";
 
 const encoder = new TextEncoder();
@@ -23,8 +23,7 @@ export class RespLink {
   closed = false;
   private readonly conn: Conn;
   private readonly waiting: Waiting[] = [];
-  private readonly scanner = new ReplyScanner();
-  private partial: Uint8Array[] = [];
+  private readonly frames = new ReplyFrames((reply) => this.deliver(decodeReply(reply)));
   private subscribed = false;
 
   constructor(net: Net, addr: Addr, timeoutMs: number) {
@@ -54,19 +53,7 @@ export class RespLink {
   }
 
   private onData(chunk: Uint8Array): void {
-    let pos = 0;
-    while (pos < chunk.length) {
-      const end = this.scanner.scan(chunk, pos);
-      if (end === -1) {
-        this.partial.push(chunk.subarray(pos));
-        return;
-      }
-      if (end < 0) return this.close();
-      const reply = this.partial.length === 0 ? chunk.subarray(pos, end) : concatBytes([...this.partial, chunk.subarray(pos, end)]);
-      this.partial = [];
-      pos = end;
-      this.deliver(decodeReply(reply));
-    }
+    if (!this.frames.push(chunk)) this.close();
   }
 
   private deliver(value: RespValue): void {
