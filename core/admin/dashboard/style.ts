@@ -151,5 +151,6 @@ dialog p { margin: 0 0 0.75rem; color: var(--muted); }
   .nodes td.c-node { grid-column: 1 / -1; }
   .nodes td.c-node::before, .nodes td.c-trend::before { content: none; }
   .nodes td.c-trend { grid-column: 1 / -1; }
+  .nodes td.c-state { grid-column: span 2; }
 }
 `;
