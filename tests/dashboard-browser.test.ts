@@ -3,7 +3,8 @@
  * driven over the DevTools protocol (helpers/cdp.ts), against the real CLI running on the
  * runtime running the tests with the admin API and --admin-token, in front of two real
  * redis-servers. The page loads without a console error and shows the pool and nodes of
- * the config; the request rate shows within 2 s of a load starting and the chart moves,
+ * the config (and the Sentinel panel of a pool following a real Sentinel); the request rate
+ * shows within 2 s of a load starting and the chart moves,
  * without layout shift; a server killed during the test shows as ejected within 2 s; the
  * reload action asks for confirmation, is refused without the token and applies a changed
  * config with it. Screenshots at a phone and a wide size are written as artifacts (not
@@ -21,6 +22,7 @@ import { startLoad, type Load } from "./helpers/load.ts";
 import { freePort } from "./helpers/ports.ts";
 import { runtimeName } from "./helpers/runtime.ts";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
+import { SentinelSetup } from "./helpers/sentinel.ts";
 
 const TOKEN = "dashboard-browser-token-5c1e";
 const ARTIFACTS = process.env.TEST_ARTIFACTS ?? path.join(os.tmpdir(), "twemproxy-ts-artifacts");
@@ -36,7 +38,9 @@ describe("the dashboard in headless Chromium", { skip: hasChromium() ? false : "
   let conf = "";
   let redisA: ServerProcess;
   let redisB: ServerProcess;
+  let setup: SentinelSetup;
   let alphaPort = 0;
+  let watchedPort = 0;
   let betaPort = 0;
   let base = "";
   let browser: Browser | null = null;
@@ -46,12 +50,19 @@ describe("the dashboard in headless Chromium", { skip: hasChromium() ? false : "
   const yaml = (withBeta: boolean) =>
     `alpha:\n  listen: 127.0.0.1:${alphaPort}\n  redis: true\n  auto_eject_hosts: true\n  server_failure_limit: 1\n` +
     `  server_retry_timeout: 60000\n  timeout: 1000\n  servers:\n    - 127.0.0.1:${redisA.port}:1 s1\n    - 127.0.0.1:${redisB.port}:1 s2\n` +
+    `watched:\n  listen: 127.0.0.1:${watchedPort}\n  redis: true\n  sentinels:\n    - 127.0.0.1:${setup.sentinelPorts[0]}\n` +
+    `  servers:\n    - 127.0.0.1:${setup.redises[0].port}:1 ${setup.name}\n  replica_check_interval: 200\n` +
     (withBeta ? `beta:\n  listen: 127.0.0.1:${betaPort}\n  redis: true\n  servers:\n    - 127.0.0.1:${redisA.port}:1 b1\n` : "");
 
   before(async () => {
-    [redisA, redisB] = await Promise.all([startRedis(), startRedis()]);
+    [redisA, redisB, setup] = await Promise.all([
+      startRedis(),
+      startRedis(),
+      SentinelSetup.start({ replicas: 1, sentinels: 1, quorum: 1, prefix: "dashboard-browser-" }),
+    ]);
+    await setup.waitAgreed({ masterPort: setup.redises[0].port, replicas: 1 });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "twemproxy-dashboard-"));
-    [alphaPort, betaPort] = [await freePort(), await freePort()];
+    [alphaPort, betaPort, watchedPort] = [await freePort(), await freePort(), await freePort()];
     const [adminPort, statsPort] = [await freePort(), await freePort()];
     conf = path.join(tmp, "nutcracker.yml");
     fs.writeFileSync(conf, yaml(false));
@@ -68,7 +79,7 @@ describe("the dashboard in headless Chromium", { skip: hasChromium() ? false : "
     load?.stop();
     await browser?.close();
     killStarted();
-    await Promise.all([redisA?.stop(), redisB?.stop()]);
+    await Promise.all([redisA?.stop(), redisB?.stop(), setup?.stopAll()]);
     if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -82,6 +93,17 @@ describe("the dashboard in headless Chromium", { skip: hasChromium() ? false : "
     assert.equal(await page.eval(textOf(nodeBadge("alpha", "s1"))), "up");
     assert.equal(await page.eval(textOf("#generation")), "1");
     assert.equal(await page.eval(textOf("#live")), "live");
+    assert.deepEqual(page.errors, []);
+  });
+
+  it("shows a Sentinel pool's Sentinels, its master and the replica Sentinel reported", async () => {
+    const replica = `${setup.name}/127.0.0.1:${setup.redises[1].port}`;
+    await page.waitFor(`${textOf(nodeBadge("watched", replica))} === "up"`, "the discovered replica, up", 10_000);
+    await page.waitFor(`String(${textOf(`${poolSel("watched")} .sentinel h3`)}).startsWith("Sentinel: 1 of 1 reachable")`, "the Sentinel panel");
+    const lines = await page.eval<string[]>(`[...document.querySelectorAll('${poolSel("watched")} .sentinel div')].map((d) => d.textContent)`);
+    assert.deepEqual(lines, [`${setup.name}: master 127.0.0.1:${setup.redises[0].port}, 0 failovers`]);
+    assert.equal(await page.eval(textOf(`${poolSel("watched")} tr[data-node="${replica}"] td:nth-child(2)`)), "replica");
+    assert.equal(await page.eval(`document.querySelector('${poolSel("alpha")} .sentinel').hidden`), true, "no panel without sentinels");
     assert.deepEqual(page.errors, []);
   });
 
