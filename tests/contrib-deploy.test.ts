@@ -107,8 +107,8 @@ describe("the systemd unit and the Kubernetes sidecar in contrib/", () => {
     assert.equal(one(unit, "Install", "WantedBy"), "multi-user.target");
   });
 
-  it("the unit passes systemd-analyze verify (when installed)", async (t) => {
-    if (!fs.existsSync("/usr/bin/systemd-analyze")) return t.skip("systemd-analyze is not installed");
+  const noAnalyze = fs.existsSync("/usr/bin/systemd-analyze") ? false : "systemd-analyze is not installed";
+  it("the unit passes systemd-analyze verify (when installed)", { skip: noAnalyze }, async () => {
     // verify wants the binaries to exist: point them at this runtime's executable.
     const copy = path.join(tmp, "twemproxy-ts.service");
     fs.writeFileSync(copy, fs.readFileSync(UNIT, "utf8").replaceAll("/usr/local/bin/nutcracker", process.execPath));
