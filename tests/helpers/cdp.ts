@@ -204,8 +204,18 @@ export async function launchChromium(timeoutMs = 30_000): Promise<Browser> {
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage", "--mute-audio",
     "--disable-extensions", "--hide-scrollbars", `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
-  ], { stdio: ["ignore", "ignore", "pipe"], detached: true });
-  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  // Not detached: a browser a crashed test leaves behind stays in the test's process group,
+  // which scripts/test-all.mjs kills; and the exit hook kills it when the test process ends.
+  const killAtExit = () => {
+    stopProcess(child);
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  process.on("exit", killAtExit);
+  const gone = new Promise<void>((resolve) => child.once("exit", () => {
+    process.off("exit", killAtExit);
+    resolve();
+  }));
   try {
     const endpoint = await devtoolsEndpoint(child, timeoutMs);
     const cdp = new Connection(await TextSocket.open(endpoint));
@@ -257,17 +267,12 @@ function devtoolsEndpoint(child: ChildProcess, timeoutMs: number): Promise<strin
   });
 }
 
-/** SIGKILL the browser's process group (it was started detached, so it leads one), else the browser alone. */
+/** SIGKILL the browser (its helper processes end with it). */
 function stopProcess(child: ChildProcess): void {
-  const pid = child.pid;
-  if (pid === undefined) return;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
-    process.kill(-pid, "SIGKILL");
+    process.kill(child.pid, "SIGKILL");
   } catch {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
+    // Already gone.
   }
 }
