@@ -97,7 +97,9 @@ describe("replicas: a loading replica", () => {
       result = await load.stop();
     }
     assert.equal(result.errors + result.wrong, 0, `every read answered correctly, none -LOADING: ${describeLoad(result)}`);
-    assert.equal(during[1] - during[0], 0, "no GET reached the replica while it was loading and marked so");
+    // GETs routed there just before the mark may still be read by the loading server after it
+    // (it serves events between chunks): at most what the load keeps in flight, 2 clients x 10.
+    assert.ok(during[1] - during[0] <= 20, `no GET routed to the replica once it was marked loading (${during[1] - during[0]} arrived)`);
     assert.ok(await waitStates(tp, 0, [[slow.port, ReadState.Eligible]], 5000), `eligible again (${describeStates(tp, 0)})`);
     const again = startReadLoad(tp.port(), { prefix: PREFIX, keys: KEYS, clients: 1, batch: 10, maxMs: 10000 });
     const start = await getCounts([slow]);
