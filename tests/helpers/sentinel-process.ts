@@ -6,11 +6,10 @@
  * The same pattern as servers.ts, which cannot start one: Sentinel needs its config file as the
  * first argument. node:child_process and node:fs only.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { freePort, sleep } from "./ports.ts";
-import type { Signal } from "./servers.ts";
+import { type Launched, type Signal, spawnTracked, terminate, trySignal } from "./servers.ts";
 import { RespClient } from "./resp.ts";
 import { waitFor } from "./soak.ts";
 
@@ -31,58 +30,12 @@ export interface SentinelProcess {
   restart(): Promise<void>;
 }
 
-/** Live Sentinel children, killed synchronously when the test process exits. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const killAll = () => {
-    for (const child of live) trySignal(child.pid ?? -1, "SIGKILL");
-    live.clear();
-  };
-  process.on("exit", killAll);
-  // `deno test` skips process "exit" but fires the web "unload" event.
-  const target = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
-  target.addEventListener?.("unload", killAll);
-}
-
-/** One spawned Sentinel and what we know about it. */
-interface Run {
-  child: ChildProcess;
-  pid: number;
-  exited: boolean;
-  exit: Promise<void>;
-  output: string;
-}
-
-function spawnSentinel(confPath: string): Run {
-  const child = spawn("redis-server", [confPath, "--sentinel"], { stdio: ["ignore", "pipe", "pipe"] });
-  const run: Run = { child, pid: child.pid ?? -1, exited: false, exit: Promise.resolve(), output: "" };
-  const keepTail = (chunk: Uint8Array) => (run.output = (run.output + decoder.decode(chunk)).slice(-2000));
-  child.stdout?.on("data", keepTail);
-  child.stderr?.on("data", keepTail);
-  run.exit = new Promise((resolve) => {
-    const done = () => {
-      run.exited = true;
-      live.delete(child);
-      resolve();
-    };
-    child.once("exit", done);
-    child.once("error", (err: Error) => {
-      run.output += `\n${err.message}`;
-      done();
-    });
-  });
-  live.add(child);
-  child.unref();
-  for (const s of [child.stdout, child.stderr]) (s as { unref?: () => void } | null)?.unref?.();
-  return run;
+function spawnSentinel(confPath: string): Launched {
+  return spawnTracked("redis-server", [confPath, "--sentinel"]);
 }
 
 /** Until this very process (by PID) answers INFO on `port`; false when it exits or after ms. */
-async function answers(port: number, run: Run, password: string | null, ms: number): Promise<boolean> {
+async function answers(port: number, run: Launched, password: string | null, ms: number): Promise<boolean> {
   return await waitFor(async () => {
     if (run.exited) return true;
     const client = await RespClient.connect(port, 500).catch(() => null);
@@ -99,18 +52,8 @@ async function answers(port: number, run: Run, password: string | null, ms: numb
   }, ms, 25) && !run.exited;
 }
 
-async function terminate(run: Run, boundMs = 3000): Promise<void> {
-  if (run.exited) return;
-  trySignal(run.pid, "SIGTERM");
-  trySignal(run.pid, "SIGCONT");
-  if (await within(run.exit, boundMs)) return;
-  trySignal(run.pid, "SIGKILL");
-  if (!(await within(run.exit, boundMs))) throw new Error(`Sentinel pid ${run.pid} did not exit after SIGKILL`);
-}
-
 /** Writes `<dir>/sentinel.conf` (port, dir, then `conf`) and starts a Sentinel, retrying on another port. */
 export async function startSentinelProcess(dir: string, conf: string, password: string | null): Promise<SentinelProcess> {
-  installExitHook();
   const confPath = path.join(dir, "sentinel.conf");
   const errors: string[] = [];
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -124,7 +67,7 @@ export async function startSentinelProcess(dir: string, conf: string, password: 
   throw new Error(`redis-server --sentinel did not start:\n${errors.join("\n")}`);
 }
 
-function sentinelProcess(port: number, confPath: string, first: Run, password: string | null): SentinelProcess {
+function sentinelProcess(port: number, confPath: string, first: Launched, password: string | null): SentinelProcess {
   let run = first;
   return {
     port,
@@ -148,19 +91,4 @@ function sentinelProcess(port: number, confPath: string, first: Run, password: s
       throw new Error(`Sentinel on ${port} did not restart: ${run.output.trim().slice(-300)}`);
     },
   };
-}
-function trySignal(pid: number, sig: Signal): void {
-  try {
-    if (pid > 0) process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-async function within(p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const ok = await Promise.race([p.then(() => true), bound]);
-  clearTimeout(timer);
-  return ok;
 }

@@ -85,7 +85,7 @@ function installExitHook(): void {
 }
 
 /** One spawned process and what we learned about it. */
-interface Launched {
+export interface Launched {
   child: ChildProcess;
   pid: number;
   exited: boolean;
@@ -95,7 +95,16 @@ interface Launched {
 
 function launch(kind: Kind, port: number, args: readonly string[]): Launched {
   const spec = KINDS[kind];
-  const child = spawn(spec.bin, [...spec.argv(port), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  return spawnTracked(spec.bin, [...spec.argv(port), ...args]);
+}
+
+/**
+ * Spawn `bin` with its output's tail kept, killed when the test process exits if still running
+ * (also for helpers that start other kinds of servers, such as Sentinels).
+ */
+export function spawnTracked(bin: string, argv: readonly string[]): Launched {
+  installExitHook();
+  const child = spawn(bin, [...argv], { stdio: ["ignore", "pipe", "pipe"] });
   const run: Launched = { child, pid: child.pid ?? -1, exited: false, exit: Promise.resolve(), output: "" };
   const keepTail = (chunk: Uint8Array) => {
     run.output = (run.output + decoder.decode(chunk)).slice(-2000);
@@ -139,7 +148,8 @@ async function awaitReady(kind: Kind, port: number, run: Launched, timeoutMs: nu
   return false;
 }
 
-async function terminate(run: Launched, boundMs = 3000): Promise<void> {
+/** SIGTERM (SIGKILL after `boundMs`) and wait for the exit. */
+export async function terminate(run: Launched, boundMs = 3000): Promise<void> {
   if (run.exited) return;
   trySignal(run.pid, "SIGTERM");
   trySignal(run.pid, "SIGCONT"); // a SIGSTOPped server only handles SIGTERM once continued
@@ -215,7 +225,8 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-function trySignal(pid: number, sig: Signal): void {
+/** Send a signal to a process that may already be gone. */
+export function trySignal(pid: number, sig: Signal): void {
   try {
     if (pid > 0) process.kill(pid, sig);
   } catch {
