@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ConfError, DEFAULTS, loadConf } from "../core/conf/mod.ts";
 import type { PoolConf } from "../core/conf/mod.ts";
+import { expectConfError, firstPool } from "./helpers/conf.ts";
 
 const FILE = "conf/limits.yml";
 
@@ -26,20 +27,12 @@ function pool(lines: string[] = [], name = "alpha", port = 22121): string {
 }
 
 function only(text: string): PoolConf {
-  return loadConf(text, FILE).pools[0];
+  return firstPool(text, FILE);
 }
 
 /** loadConf must throw a ConfError with exactly this message; returns it. */
 function rejects(text: string, message: string): ConfError {
-  let caught: unknown = null;
-  try {
-    loadConf(text, FILE);
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
-  assert.equal(caught.message, message);
-  return caught;
+  return expectConfError(text, FILE, message);
 }
 
 describe("pool limit keys: accepted values", () => {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ConfError, DEFAULTS, loadConf, parseReplica, READ_POLICIES, ReadPolicy, readPolicyName } from "../core/conf/mod.ts";
 import type { PoolConf } from "../core/conf/mod.ts";
+import { expectConfError, firstPool } from "./helpers/conf.ts";
 
 const FILE = "conf/replicas.yml";
 
@@ -27,20 +28,12 @@ function redisPool(lines: string[] = [], redis = true): string {
 }
 
 function only(text: string): PoolConf {
-  return loadConf(text, FILE).pools[0];
+  return firstPool(text, FILE);
 }
 
 /** loadConf must throw a ConfError with exactly this message; returns it. */
 function rejects(text: string, message: string): ConfError {
-  let caught: unknown = null;
-  try {
-    loadConf(text, FILE);
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
-  assert.equal(caught.message, message);
-  return caught;
+  return expectConfError(text, FILE, message);
 }
 
 const at = (line: number, name = "alpha") => `nutcracker: ${FILE}:${line}: pool '${name}': `;

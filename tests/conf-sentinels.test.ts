@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { ConfError, DEFAULTS, loadConf } from "../core/conf/mod.ts";
 import type { PoolConf } from "../core/conf/mod.ts";
 import { formatAddr } from "../core/net.ts";
+import { expectConfError, firstPool } from "./helpers/conf.ts";
 
 const FILE = "conf/sentinels.yml";
 
@@ -34,7 +35,7 @@ function withSentinels(entries: string[], more: string[] = [], redis = true): st
 }
 
 function only(text: string): PoolConf {
-  return loadConf(text, FILE).pools[0];
+  return firstPool(text, FILE);
 }
 
 /** The pool's Sentinels as "host:port" text. */
@@ -44,15 +45,7 @@ function sentinelsOf(text: string): string[] {
 
 /** loadConf must throw a ConfError with exactly this message; returns it. */
 function rejects(text: string, message: string): ConfError {
-  let caught: unknown = null;
-  try {
-    loadConf(text, FILE);
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
-  assert.equal(caught.message, message);
-  return caught;
+  return expectConfError(text, FILE, message);
 }
 
 const at = (line: number, name = "alpha") => `nutcracker: ${FILE}:${line}: pool '${name}': `;

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { ConfError, loadConf } from "../core/conf/mod.ts";
 import type { Conf, PoolConf } from "../core/conf/mod.ts";
 import { loadPlacementCases, serverId } from "./helpers/vectors.ts";
+import { expectConfError, firstPool } from "./helpers/conf.ts";
 
 const FILE = "conf/test.yml";
 
@@ -31,20 +32,12 @@ function load(text: string): Conf {
 }
 
 function only(text: string): PoolConf {
-  return load(text).pools[0];
+  return firstPool(text, FILE);
 }
 
 /** loadConf must throw a ConfError with exactly this message. */
 function rejects(text: string, message: string): ConfError {
-  let caught: unknown = null;
-  try {
-    load(text);
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
-  assert.equal(caught.message, message);
-  return caught;
+  return expectConfError(text, FILE, message);
 }
 
 /** The message prefix for an error about pool `alpha` at `line`. */
