@@ -18,7 +18,7 @@ import type { Reloader } from "./core/reload/types.ts";
 import { parseListen } from "./core/conf/mod.ts";
 import { FLAG_DEFAULTS, parseFlags, usage } from "./adapters/flags.ts";
 import type { Flags } from "./adapters/flags.ts";
-import { createHost, isMainModule, reason, SIGNAL_NUMBERS } from "./adapters/host.ts";
+import { createHost, isMainModule, openLogOrReport, reason, SIGNAL_NUMBERS } from "./adapters/host.ts";
 import type { Host, HostSignal, LogOutput } from "./adapters/host.ts";
 import { loadNet } from "./adapters/mod.ts";
 import { type CliParts, isWorkerProcess, runSupervisor, runWorkerProcess } from "./adapters/supervise.ts";
@@ -142,15 +142,8 @@ function testConf(file: string, host: Host): number {
 
 /** Start the proxy and serve until SIGINT/SIGTERM. */
 async function run(flags: Flags, host: Host, net: Net): Promise<number> {
-  let output: LogOutput;
-  try {
-    output = host.openLog(flags.output);
-  } catch (err) {
-    const msg = `nutcracker: opening log file '${flags.output}' failed: ${reason(err)}`;
-    host.stderr(msg);
-    host.reportReady(false, msg);
-    return 1;
-  }
+  const output = openLogOrReport(flags.output, host);
+  if (output === null) return 1;
   const log = createLogger(output.write, flags.verbose);
   const reloads = reloadTriggers(log);
   // Before anything slow, as nutcracker does: an early SIGTTIN must not stop the process,

@@ -71,6 +71,21 @@ export interface Host {
 const STATUS_ENV = "NUTCRACKER_DAEMON_STATUS";
 
 /** strerror-like text from a Node-style error ("ENOENT: no such file ..." -> "no such file ..."). */
+/**
+ * Open the log (-o) as nutcracker does at start; on failure print why, tell a waiting
+ * -d parent, and return null (the caller exits 1).
+ */
+export function openLogOrReport(file: string | null, host: Host): LogOutput | null {
+  try {
+    return host.openLog(file);
+  } catch (err) {
+    const msg = `nutcracker: opening log file '${file}' failed: ${reason(err)}`;
+    host.stderr(msg);
+    host.reportReady(false, msg);
+    return null;
+  }
+}
+
 export function reason(err: unknown): string {
   const e = err as { code?: string; message?: string };
   const text = String(e?.message ?? err);

@@ -20,7 +20,7 @@ import { type ConfText, Supervisor } from "../core/workers/supervisor.ts";
 import { startSupervisorView, type SupervisorView } from "../core/workers/view.ts";
 import { startWorker, type Worker } from "../core/workers/worker.ts";
 import type { Flags } from "./flags.ts";
-import { reason, SIGNAL_NUMBERS } from "./host.ts";
+import { openLogOrReport, reason, SIGNAL_NUMBERS } from "./host.ts";
 import type { Host, HostSignal, LogOutput } from "./host.ts";
 import { removeStaleSocket } from "./common.ts";
 import { cpuCount, workerChannel, workerIdentity, workerSpawner } from "./workers.ts";
@@ -53,15 +53,8 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 
 /** The supervisor: start the workers, serve the stats port and admin API, until SIGINT/SIGTERM. */
 export async function runSupervisor(flags: Flags, host: Host, net: Net, cli: CliParts): Promise<number> {
-  let output: LogOutput;
-  try {
-    output = host.openLog(flags.output);
-  } catch (err) {
-    const msg = `nutcracker: opening log file '${flags.output}' failed: ${reason(err)}`;
-    host.stderr(msg);
-    host.reportReady(false, msg);
-    return 1;
-  }
+  const output = openLogOrReport(flags.output, host);
+  if (output === null) return 1;
   const log = createLogger(output.write, flags.verbose);
   let sup: Supervisor | null = null;
   const stopRequested = supervisorSignals(flags, host, net.runtime, log, output, () => sup, cli);
