@@ -66,7 +66,12 @@ function countNode(out) {
   const pass = lastCount(text, /^ℹ pass (\d+)$/gm);
   if (pass === null) return null;
   const failed = (lastCount(text, /^ℹ fail (\d+)$/gm) ?? 0) + (lastCount(text, /^ℹ cancelled (\d+)$/gm) ?? 0);
-  return { passed: pass, failed };
+  return { passed: pass, failed, names: failedLines(text, /^\s*✖ (.+?)(?: \([\d.]+m?s\))?$/gm) };
+}
+
+/** Distinct failing test names matched by re's first group, in order (a CI log keeps only its tail). */
+function failedLines(text, re) {
+  return [...new Set([...text.matchAll(re)].map((m) => m[1].trim()))].filter((n) => n !== "failing tests:");
 }
 
 /**
@@ -84,7 +89,7 @@ function countBun(out) {
     s.includes("# Unhandled error between tests") && !/^\((pass|fail|skip|todo)\)/m.test(s)
   ).length;
   const failed = fail + errors > 0 ? Math.max(1, fail + errors - Math.min(loadFailures, fail, errors)) : 0;
-  return { passed: pass, failed };
+  return { passed: pass, failed, names: failedLines(text, /^\(fail\) (.+?)(?: \[[\d.]+m?s\])?$/gm) };
 }
 
 const xmlText = (s) =>
@@ -105,16 +110,16 @@ function countDeno(junitPath) {
     cases.push({ name, failed: /<(failure|error)\b/.test(body), skipped: /<skipped\b/.test(body) });
   }
   let passed = 0;
-  let failed = 0;
+  const names = [];
   for (const c of cases) {
     const children = cases.filter((k) => k.name.startsWith(`${c.name} > `));
     if (children.length === 0) {
       if (c.skipped) continue;
-      if (c.failed) failed++;
+      if (c.failed) names.push(c.name);
       else passed++;
-    } else if (c.failed && !children.some((k) => k.failed)) failed++;
+    } else if (c.failed && !children.some((k) => k.failed)) names.push(c.name);
   }
-  return { passed, failed };
+  return { passed, failed: names.length, names };
 }
 
 /** Kills a process group we created, ignoring "no such process". */
@@ -267,6 +272,9 @@ async function main() {
   const line = (r) => `${r.runtime}: ${r.passed} passed, ${r.failed} failed${r.note ? ` (${r.note})` : ""}`;
   const passed = results.reduce((n, r) => n + r.passed, 0);
   const failed = results.reduce((n, r) => n + r.failed, 0);
+  for (const r of results) {
+    for (const name of r.names ?? []) console.log(`failed on ${r.runtime}: ${name}`);
+  }
   console.log(`\n${results.map(line).join(" | ")}`);
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed > 0 ? 1 : 0);
