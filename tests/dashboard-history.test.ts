@@ -1,6 +1,7 @@
 /**
  * The dashboard's memory (core/stats/history.ts) on a fake clock and plain pool objects:
- * per-second rates and p99 from counters and latency buckets, the 15-minute ring, `since`,
+ * per-second rates (a pool's from its client requests, a node's from what it was sent) and p99
+ * from counters and latency buckets, the 15-minute ring, `since`,
  * series following reloads (removed nodes dropped, counter resets not negative), live rates
  * over the newest sample at least 250 ms old; and bucketQuantile against Prometheus'
  * histogram_quantile.
@@ -20,7 +21,7 @@ interface FakeNode extends HistoryNode {
 
 interface FakePool extends HistoryPool {
   conf: { name: string };
-  stats: { forward_error: number };
+  stats: { forward_error: number; client_requests: number };
   servers: FakeNode[];
 }
 
@@ -29,7 +30,7 @@ const node = (id: string): FakeNode => ({
   stats: { requests: 0 },
   latency: new Float64Array(LATENCY_BUCKETS_SECONDS.length + 1),
 });
-const pool = (name: string, ...nodes: FakeNode[]): FakePool => ({ conf: { name }, stats: { forward_error: 0 }, servers: nodes });
+const pool = (name: string, ...nodes: FakeNode[]): FakePool => ({ conf: { name }, stats: { forward_error: 0, client_requests: 0 }, servers: nodes });
 
 /** A History over `pools` (mutable: a test swaps pools as a reload would). */
 function historyOf(pools: { list: FakePool[] }): History {
@@ -59,11 +60,13 @@ describe("bucketQuantile", () => {
 describe("History", () => {
   it("records each second's request rate and p99 per node and per pool; the first point has none", () => {
     const [a, b] = [node("a"), node("b")];
-    const pools = { list: [pool("alpha", a, b)] };
+    const alpha = pool("alpha", a, b);
+    const pools = { list: [alpha] };
     const h = historyOf(pools);
     h.sample(10_000);
     a.stats.requests += 100;
     b.stats.requests += 300;
+    alpha.stats.client_requests += 250; // some of them multi-key requests, sent as fragments
     a.latency[bucket(0.001)] += 100;
     b.latency[bucket(0.01)] += 300;
     h.sample(11_000);
@@ -71,7 +74,7 @@ describe("History", () => {
     assert.equal(at.length, 2);
     assert.deepEqual(h.nodePoints("alpha", "a", at)?.rate, [NaN, 100]);
     assert.deepEqual(h.nodePoints("alpha", "b", at)?.rate, [NaN, 300]);
-    assert.deepEqual(h.poolPoints("alpha", at)?.rate, [NaN, 400]);
+    assert.deepEqual(h.poolPoints("alpha", at)?.rate, [NaN, 250], "a pool counts client requests, not fragments");
     const p99 = h.poolPoints("alpha", at)!.p99;
     assert.ok(Number.isNaN(p99[0]));
     assert.ok(p99[1] > 5 && p99[1] <= 10, `pool p99 ${p99[1]} ms falls in b's 5-10 ms bucket`);
@@ -115,9 +118,9 @@ describe("History", () => {
     p.stats.forward_error = 0;
     const h = historyOf({ list: [p] });
     h.sample(0);
-    n.stats.requests = 100;
+    p.stats.client_requests = 100;
     h.sample(1000);
-    n.stats.requests = 110;
+    p.stats.client_requests = 110;
     p.stats.forward_error = 11;
     n.latency[bucket(0.0025)] += 10;
     const live = h.livePool(p, 1100);

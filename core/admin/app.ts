@@ -17,7 +17,7 @@ import type { HealthChecker } from "./health.ts";
 import { adminGuard } from "./guard.ts";
 import { describePools } from "./pools.ts";
 import { getReload, NEVER_RELOADED, postReload } from "./reload.ts";
-import { installDashboard } from "./dashboard/mod.ts";
+import { dashboardState, installDashboard } from "./dashboard/mod.ts";
 import { History, type HistoryNode, type LatencyReader } from "../stats/history.ts";
 import type { Server } from "../proxy/server.ts";
 
@@ -74,14 +74,17 @@ export function createAdminApp(src: AdminSources): Hono {
   app.get("/live", (c) => c.json({ status: "live" }));
   const history = src.history ?? new History(() => src.proxy.pools, latencyReader(src.metrics));
   installDashboard(app, {
-    proxy: src.proxy,
-    history,
-    clock: src.clock,
-    startedAt: src.startedAt,
-    version: src.version,
-    source: src.source,
-    reloadStatus: () => src.reloader?.status() ?? NEVER_RELOADED,
-    reloadAvailable: src.reloader !== null,
+    state: (since) => dashboardState({
+      proxy: src.proxy,
+      history,
+      now: src.clock.now(),
+      startedAt: src.startedAt,
+      version: src.version,
+      source: src.source,
+      reload: src.reloader?.status() ?? NEVER_RELOADED,
+      reloadAvailable: src.reloader !== null,
+      since,
+    }),
   });
   app.get("/stats", (c) => c.body(src.reporter.json(), 200, { "content-type": JSON_TYPE }));
   app.get("/metrics", (c) => {

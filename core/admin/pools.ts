@@ -132,14 +132,39 @@ function sentinelKeys(pool: Pool): Record<string, unknown> {
   return { sentinel_auth: pool.conf.sentinelAuth === null ? null : REDACTED, sentinel: sentinelState(pool), cluster: clusterState(pool) };
 }
 
-/** A Redis Cluster pool's slot map summary and redirect counts, or null for other pools. */
-export function clusterState(pool: Pool): Record<string, unknown> | null {
+/** A pool's `cluster` entry in /pools (null unless `distribution: redis_cluster`). */
+export interface ClusterState {
+  /** Each master's slot ranges ("0-5460,10923") by "host:port", as the map says now; empty before the first answer. */
+  readonly slots: Record<string, string>;
+  /** CLUSTER SLOTS answers applied since start. */
+  readonly refreshes: number;
+  /** ISO time of the last applied answer, else null. */
+  readonly last_refresh_at: string | null;
+  /** Refreshes no node answered (the map was kept), the last one's ISO time and why. */
+  readonly refresh_errors: number;
+  readonly last_error_at: string | null;
+  readonly last_error: string | null;
+  /** cluster_refresh_interval: ms between periodic refreshes. */
+  readonly refresh_interval_ms: number;
+  /** Redirections followed for clients since start. */
+  readonly redirects: { readonly moved: number; readonly ask: number };
+}
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** A Redis Cluster pool's slot map summary, its freshness and redirect counts, or null for other pools. */
+export function clusterState(pool: Pool): ClusterState | null {
   const cluster = pool.cluster;
   if (cluster === null) return null;
   return {
+    // fromEntries: keys are addresses, never "__proto__", but stay own keys regardless.
     slots: Object.fromEntries((pool.clusterSlots() ?? []).map(({ node, slots }) => [node, slots])),
     refreshes: cluster.refreshes,
-    last_refresh_at: cluster.lastRefreshAt === null ? null : new Date(cluster.lastRefreshAt).toISOString(),
+    last_refresh_at: isoOrNull(cluster.lastRefreshAt),
+    refresh_errors: cluster.refreshErrors,
+    last_error_at: isoOrNull(cluster.lastErrorAt),
+    last_error: cluster.lastError,
+    refresh_interval_ms: pool.conf.clusterRefreshInterval,
     redirects: { moved: cluster.redirects.moved, ask: cluster.redirects.ask },
   };
 }

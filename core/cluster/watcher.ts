@@ -41,6 +41,10 @@ export class ClusterWatcher {
   refreshes = 0;
   readonly redirects = { moved: 0, ask: 0 };
   lastRefreshAt: number | null = null;
+  /** Refreshes no node answered (the map was kept), and the last one's time and reason. */
+  refreshErrors = 0;
+  lastErrorAt: number | null = null;
+  lastError: string | null = null;
   private conf: PoolConf;
   private readonly deps: ClusterDeps;
   private inFlight: Promise<void> | null = null;
@@ -84,27 +88,38 @@ export class ClusterWatcher {
     return this.inFlight;
   }
 
+  /** Asks the seeds, then every known node, until one answers with a layout. */
   private async ask(): Promise<void> {
     const seen = new Set<string>();
+    const failures: string[] = [];
     for (const addr of [...this.conf.shards.map((s) => s.primary.addr), ...this.deps.known()]) {
       const key = formatAddr(addr);
       if (seen.has(key) || this.stopped) continue;
       seen.add(key);
-      const layout = await this.askNode(addr);
+      const layout = await this.askNode(addr, failures);
       if (layout === null) continue;
       this.refreshes++;
       this.lastRefreshAt = this.deps.clock.now();
       this.deps.place(layout);
       return;
     }
-    this.deps.log.warn(`pool '${this.conf.name}': no cluster node answered CLUSTER SLOTS; keeping the slot map`);
+    if (this.stopped) return;
+    // Kept for the dashboard and /pools: a map that cannot be refreshed may be stale.
+    this.refreshErrors++;
+    this.lastErrorAt = this.deps.clock.now();
+    this.lastError = `no cluster node answered CLUSTER SLOTS (${failures.join("; ") || "no node to ask"})`;
+    this.deps.log.warn(`pool '${this.conf.name}': ${this.lastError}; keeping the slot map`);
   }
 
-  private async askNode(addr: Addr): Promise<ClusterLayout | null> {
+  /** One node's layout, or null (the reason appended to `failures`). */
+  private async askNode(addr: Addr, failures: string[]): Promise<ClusterLayout | null> {
     try {
       const reply = await askOnce(this.deps.net, addr, this.conf.redisAuth, ASK_TIMEOUT_MS, "CLUSTER", "SLOTS");
-      return layoutOf(reply);
-    } catch {
+      const layout = layoutOf(reply);
+      if (layout === null) failures.push(`${formatAddr(addr)}: no slot ranges in the answer`);
+      return layout;
+    } catch (err) {
+      failures.push(`${formatAddr(addr)}: ${err instanceof Error ? err.message : String(err)}`);
       return null;
     }
   }

@@ -285,6 +285,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
         this.need = this.session.need;
         break;
       }
+      this.home.stats.client_requests++;
       if (next === CLOSE) return this.closeAfterReplies();
       if (next > buf.length) this.skip = next - buf.length;
       pos = Math.min(next, buf.length);

@@ -12,6 +12,11 @@ export class PoolCounters {
   server_ejects = 0;
   forward_error = 0;
   fragments = 0;
+  /**
+   * Requests read from clients, each counted once however many fragments it became and
+   * whether or not a server saw it (not a twemproxy field; the dashboard's pool request rate).
+   */
+  client_requests = 0;
   /** Client connections accepted since start (not a twemproxy field; feeds total_connections). */
   client_connections_opened = 0;
   private openClients = 0;

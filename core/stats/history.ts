@@ -1,8 +1,11 @@
 /**
  * The dashboard's memory: per pool and per node, the request rate and p99 latency of every
  * second of the last 15 minutes, so charts are full when a page opens. A timer samples the
- * counters the proxy keeps anyway (server.stats.requests, pool.stats.forward_error, the
- * latency histograms) once a second; nothing is added to the request path.
+ * counters the proxy keeps anyway (pool.stats.client_requests and forward_error,
+ * server.stats.requests, the latency histograms) once a second; nothing is added to the
+ * request path. A pool's rate counts client requests (a multi-key request once, a PING
+ * answered by the proxy too); a node's counts the requests sent to it (each fragment).
+ * A pool's latency is its nodes' histograms together.
  *
  * Cost: per series two Float64Array(900) plus 11 snapshots of the latency buckets
  * (about 16 KB per node); per sample a walk over the nodes and their command histograms.
@@ -30,7 +33,7 @@ export interface HistoryNode {
 /** What History reads of a pool (a Pool). */
 export interface HistoryPool {
   readonly conf: { readonly name: string };
-  readonly stats: { readonly forward_error: number };
+  readonly stats: { readonly forward_error: number; readonly client_requests: number };
   readonly servers: readonly HistoryNode[];
 }
 
@@ -39,7 +42,7 @@ export type LatencyReader = (node: HistoryNode, out: Float64Array) => void;
 
 /** Rates and quantiles of one pool or node right now. */
 export interface LiveRates {
-  /** Requests sent to servers per second, over the last 0.25-1.25 s. */
+  /** Requests per second over the last 0.25-1.25 s: read from clients (pools), sent to it (nodes). */
   readonly rate: number;
   /** forward_error per second over the same span (pools; 0 for nodes). */
   readonly errors: number;
@@ -148,9 +151,9 @@ export class History {
       const total = new Snapshot();
       total.t = now;
       total.errors = pool.stats.forward_error;
+      total.requests = pool.stats.client_requests;
       for (const node of pool.servers) {
         readNode(node, this.latency, scratch, now);
-        total.requests += scratch.requests;
         for (let i = 0; i < BUCKETS; i++) total.latency[i] += scratch.latency[i];
         this.record(this.seriesFor(nodeKey(pool.conf.name, node.conf.id)), scratch, n);
       }
@@ -166,9 +169,9 @@ export class History {
     const live = new Snapshot();
     live.t = now;
     live.errors = pool.stats.forward_error;
+    live.requests = pool.stats.client_requests;
     for (const node of pool.servers) {
       readNode(node, this.latency, scratch, now);
-      live.requests += scratch.requests;
       for (let i = 0; i < BUCKETS; i++) live.latency[i] += scratch.latency[i];
     }
     return rates(this.series.get(pool.conf.name), live);

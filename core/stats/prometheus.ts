@@ -142,6 +142,8 @@ function writePoolFamilies(out: Exposition, pools: readonly Pool[]): void {
   for (const pool of pools) {
     out.sample("nutcracker_client_connections_opened_total", [["pool", pool.conf.name]], pool.stats.client_connections_opened);
   }
+  out.family("nutcracker_client_requests_total", "counter", "requests read from clients, each once however many fragments it became");
+  for (const pool of pools) out.sample("nutcracker_client_requests_total", [["pool", pool.conf.name]], pool.stats.client_requests);
 }
 
 /** A pool with its servers in stats order, computed once per render. */
@@ -228,6 +230,12 @@ function writeClusterFamilies(out: Exposition, pools: readonly Pool[]): void {
   }
   out.family("nutcracker_cluster_refreshes_total", "counter", "slot map refreshes (CLUSTER SLOTS answers applied)");
   for (const { pool, cluster } of clusters) out.sample("nutcracker_cluster_refreshes_total", [["pool", pool]], cluster.refreshes);
+  out.family("nutcracker_cluster_refresh_errors_total", "counter", "slot map refreshes no cluster node answered (the map was kept)");
+  for (const { pool, cluster } of clusters) out.sample("nutcracker_cluster_refresh_errors_total", [["pool", pool]], cluster.refreshErrors);
+  out.family("nutcracker_cluster_last_refresh_timestamp_seconds", "gauge", "seconds since the epoch of the last applied slot map, 0 before the first");
+  for (const { pool, cluster } of clusters) {
+    out.sample("nutcracker_cluster_last_refresh_timestamp_seconds", [["pool", pool]], (cluster.lastRefreshAt ?? 0) / 1000);
+  }
 }
 
 function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {

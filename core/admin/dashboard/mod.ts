@@ -3,29 +3,32 @@
  * icon under /assets/, and the JSON it polls at GET /api/dashboard. The assets are string
  * modules, so every runtime and the bun-compiled binary carry them; no CDN, no build step.
  * The page is read-only; its one action (reload) POSTs /reload through the admin guard.
+ * One process (app.ts) and the `--workers` supervisor (core/workers/view.ts) install the
+ * same routes, each with its own way of building the document.
  */
 import type { Context, Hono } from "hono";
-import type { Proxy } from "../../proxy/mod.ts";
-import type { ReloadStatus } from "../../reload/types.ts";
-import type { History } from "../../stats/history.ts";
 import { DASHBOARD_HTML, DASHBOARD_ICON } from "./page.ts";
 import { DASHBOARD_CSS } from "./style.ts";
 import { DASHBOARD_JS } from "./script.ts";
-import { dashboardState } from "./state.ts";
+import type { DashboardState } from "./state.ts";
 
-export { type DashboardState, dashboardState, type NodeView, type PoolView } from "./state.ts";
+export {
+  type ClusterView,
+  dashboardHeader,
+  type DashboardState,
+  dashboardState,
+  historyView,
+  type NodeView,
+  poolView,
+  type PoolView,
+} from "./state.ts";
+export { countedLatency, countedPool, mergeParts, type NodePart, poolPart, type PoolPart } from "./parts.ts";
 export { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_ICON, DASHBOARD_JS };
 
 /** What the dashboard routes read. */
 export interface DashboardSources {
-  readonly proxy: Proxy;
-  readonly history: History;
-  readonly clock: { now(): number };
-  readonly startedAt: number;
-  readonly version: string;
-  readonly source: string;
-  reloadStatus(): ReloadStatus;
-  readonly reloadAvailable: boolean;
+  /** The document, with the chart points newer than `since` (clock ms), or all of them for null. */
+  state(since: number | null): DashboardState | Promise<DashboardState>;
 }
 
 /**
@@ -49,7 +52,7 @@ const ASSETS: Readonly<Record<string, { readonly type: string; readonly body: st
 
 /**
  * Add the routes to `app`.
- * @example installDashboard(app, { proxy, history, clock, startedAt, version, source, reloadStatus, reloadAvailable })
+ * @example installDashboard(app, { state: (since) => dashboardState({ proxy, history, now: clock.now(), ..., since }) })
  */
 export function installDashboard(app: Hono, src: DashboardSources): void {
   app.get("/", (c) => c.body(DASHBOARD_HTML, 200, { ...PAGE_HEADERS, "content-type": "text/html; charset=utf-8" }));
@@ -59,20 +62,9 @@ export function installDashboard(app: Hono, src: DashboardSources): void {
   app.get("/api/dashboard", (c) => dashboardJson(c, src));
 }
 
-function dashboardJson(c: Context, src: DashboardSources): Response {
+async function dashboardJson(c: Context, src: DashboardSources): Promise<Response> {
   const sinceText = c.req.query("since");
   const since = sinceText === undefined || sinceText === "" ? null : Number(sinceText);
   if (since !== null && !Number.isFinite(since)) return c.json({ error: `since must be a time in ms, not '${sinceText}'` }, 400);
-  const state = dashboardState({
-    proxy: src.proxy,
-    history: src.history,
-    now: src.clock.now(),
-    startedAt: src.startedAt,
-    version: src.version,
-    source: src.source,
-    reload: src.reloadStatus(),
-    reloadAvailable: src.reloadAvailable,
-    since,
-  });
-  return c.json(state, 200, { "cache-control": "no-store" });
+  return c.json(await src.state(since), 200, { "cache-control": "no-store" });
 }

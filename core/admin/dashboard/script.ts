@@ -12,6 +12,7 @@
  */
 
 import { CHARTS_JS } from "./charts.ts";
+import { PANELS_JS } from "./panels.ts";
 import { VIEW_JS } from "./view.ts";
 
 /** The page's state, shared by every part. */
@@ -151,4 +152,4 @@ if (document.readyState === "loading") document.addEventListener("DOMContentLoad
 `;
 
 /** The script, one function scope around its parts. */
-export const DASHBOARD_JS = `(function () {\n"use strict";\n\n${STATE_JS}\n${CHARTS_JS}\n${VIEW_JS}\n${MAIN_JS}})();\n`;
+export const DASHBOARD_JS = `(function () {\n"use strict";\n\n${STATE_JS}\n${CHARTS_JS}\n${VIEW_JS}\n${PANELS_JS}\n${MAIN_JS}})();\n`;

@@ -1,20 +1,22 @@
 /**
  * GET /api/dashboard: everything the dashboard page shows, in one JSON document read at
  * request time: the header (host, version, uptime, config generation, last reload), every
- * pool (listen address, clients, request and error rate, p50/p99, Sentinel view) with its
- * shards and nodes (role, state and why, rates, latency, lag, outstanding), and the chart
- * history: every sample newer than `?since=` (clock ms), or all 15 minutes when `since` is
- * absent, older than the oldest sample or newer than the newest (`full: true`).
+ * pool (listen address, clients, client requests/s, errors/s, p50/p99, the Sentinel and
+ * Redis Cluster views) with its shards and nodes (role, state and why, rates, latency, lag,
+ * outstanding), and the chart history: every sample newer than `?since=` (clock ms), or all
+ * 15 minutes when `since` is absent, older than the oldest sample or newer than the newest
+ * (`full: true`). Built from PoolParts (parts.ts) and a History, so one process and the
+ * `--workers` supervisor (over its workers' merged parts) serve the same document.
  */
 import { formatAddr } from "../../net.ts";
 import type { Proxy } from "../../proxy/mod.ts";
-import type { Pool } from "../../proxy/pool.ts";
-import type { Server } from "../../proxy/server.ts";
 import type { ReloadStatus } from "../../reload/types.ts";
-import { type History, HISTORY_POINTS, HISTORY_STEP_MS, type LiveRates } from "../../stats/history.ts";
-import { eligibility, lagOf, ROLE_NAMES, shardOf } from "../../stats/nodes.ts";
-import { type SentinelState, sentinelState } from "../pools.ts";
+import { type History, HISTORY_POINTS, HISTORY_STEP_MS, type HistoryPool, type LiveRates } from "../../stats/history.ts";
+import type { ClusterState, SentinelState } from "../pools.ts";
 import { reloadFields } from "../reload.ts";
+import { type NodePart, type NodeStateWord, poolPart, type PoolPart } from "./parts.ts";
+
+export type { NodeStateWord };
 
 /** What the state is read from. */
 export interface DashboardInput {
@@ -30,9 +32,6 @@ export interface DashboardInput {
   /** The `since` query parameter (clock ms), or null for the full history. */
   readonly since: number | null;
 }
-
-/** A node's state word: up, ejected (by auto_eject_hosts), down (a master found unreachable) or ineligible (a replica that serves no reads). */
-export type NodeStateWord = "up" | "ejected" | "down" | "ineligible";
 
 /** One node (server) of a shard. */
 export interface NodeView {
@@ -69,7 +68,26 @@ export interface PoolView {
   readonly auto_eject_hosts: boolean;
   /** null for a pool without sentinels (and every memcached pool). */
   readonly sentinel: SentinelState | null;
+  /** null unless `distribution: redis_cluster`. */
+  readonly cluster: ClusterView | null;
   readonly shards: readonly { readonly id: string; readonly nodes: readonly NodeView[] }[];
+}
+
+/** A Redis Cluster pool's slot map and redirections, as the cluster panel shows them. */
+export interface ClusterView {
+  /** "fresh": the last refresh succeeded; "stale": refreshes fail since (the map is kept); "none": no map yet (seeds only). */
+  readonly map: "fresh" | "stale" | "none";
+  /** Each master with its slot ranges ("0-5460,10923") and how many slots that is. */
+  readonly masters: readonly { readonly address: string; readonly slots: string; readonly count: number }[];
+  readonly refreshes: number;
+  /** Clock ms of the last applied CLUSTER SLOTS answer, else null. */
+  readonly last_refresh_at: number | null;
+  readonly refresh_interval_ms: number;
+  readonly refresh_errors: number;
+  readonly last_error_at: number | null;
+  readonly last_error: string | null;
+  readonly moved: number;
+  readonly ask: number;
 }
 
 /** The chart points: `times` (clock ms) and, aligned with them, each series' values (null = no data). */
@@ -87,8 +105,8 @@ export interface SeriesView {
   readonly p99_ms: readonly (number | null)[];
 }
 
-/** The document. */
-export interface DashboardState {
+/** The document's header: who answers and how its config stands. */
+export interface DashboardHeader {
   readonly now: number;
   readonly source: string;
   readonly version: string;
@@ -100,85 +118,127 @@ export interface DashboardState {
     readonly reloads: { readonly ok: number; readonly error: number };
     readonly available: boolean;
   };
+  /** Worker processes summed into this view (`--workers N`); absent for one process. */
+  readonly workers?: number;
+}
+
+/** The document. */
+export interface DashboardState extends DashboardHeader {
   readonly pools: readonly PoolView[];
   readonly history: HistoryView;
 }
 
-/** Build the document. */
+/** Build the document of one process. */
 export function dashboardState(input: DashboardInput): DashboardState {
   const { proxy, history, now } = input;
   history.tick(now);
-  const pools = proxy.listeners.map((listening) => poolView(listening.pool, formatAddr(listening.address), history, now));
+  const pools = proxy.listeners.map((listening) => {
+    const pool = listening.pool;
+    const part = poolPart(pool, formatAddr(listening.address), now, null);
+    return poolView(part, history.livePool(pool, now), pool.servers.map((server) => history.liveNode(pool, server, now)));
+  });
+  return { ...dashboardHeader(input), pools, history: historyView(proxy.pools, history, input.since) };
+}
+
+/** The header fields, from what any process knows. */
+export function dashboardHeader(input: Omit<DashboardInput, "proxy" | "history" | "since">): DashboardHeader {
   return {
-    now: Math.round(now),
+    now: Math.round(input.now),
     source: input.source,
     version: input.version,
-    uptime: Math.floor((now - input.startedAt) / 1000),
+    uptime: Math.floor((input.now - input.startedAt) / 1000),
     reload: { ...reloadFields(input.reload), reloads: input.reload.reloads, available: input.reloadAvailable },
-    pools,
-    history: historyView(proxy.pools, history, input.since),
   };
 }
 
-function poolView(pool: Pool, bound: string, history: History, now: number): PoolView {
-  const live = history.livePool(pool, now);
+/**
+ * A pool's view: its part with the live rates of the pool and of each node (aligned with
+ * `part.nodes`), the nodes grouped by shard in first-seen order.
+ */
+export function poolView(part: PoolPart, live: LiveRates, nodeRates: readonly LiveRates[]): PoolView {
   const shards: { id: string; nodes: NodeView[] }[] = [];
   const byId = new Map<string, NodeView[]>();
-  let outstanding = 0;
-  for (const server of pool.servers) {
-    const id = shardOf(server);
-    let nodes = byId.get(id);
+  part.nodes.forEach((node, i) => {
+    let nodes = byId.get(node.shard);
     if (nodes === undefined) {
       nodes = [];
-      byId.set(id, nodes);
-      shards.push({ id, nodes });
+      byId.set(node.shard, nodes);
+      shards.push({ id: node.shard, nodes });
     }
-    nodes.push(nodeView(server, history.liveNode(pool, server, now), now));
-    outstanding += server.outstanding;
-  }
-  const conf = pool.conf;
+    nodes.push(nodeView(node, nodeRates[i]));
+  });
   return {
-    name: conf.name,
-    listen: conf.listenText,
-    bound,
-    protocol: conf.redis ? "redis" : "memcached",
-    clients: pool.stats.client_connections,
+    name: part.name,
+    listen: part.listen,
+    bound: part.bound,
+    protocol: part.protocol,
+    clients: part.clients,
     rate: rounded(live.rate, 10),
     errors: rounded(live.errors, 10),
     p50_ms: rounded(live.p50, 1000),
     p99_ms: rounded(live.p99, 1000),
-    outstanding,
-    auto_eject_hosts: conf.autoEjectHosts,
-    sentinel: conf.redis ? sentinelState(pool) : null,
+    outstanding: part.outstanding,
+    auto_eject_hosts: part.auto_eject_hosts,
+    sentinel: part.sentinel,
+    cluster: part.cluster === null ? null : clusterView(part.cluster),
     shards,
   };
 }
 
-function nodeView(server: Server, live: LiveRates, now: number): NodeView {
-  const { eligible, reason } = eligibility(server, now);
-  const ejected = server.ejectedUntil > now;
-  const role = ROLE_NAMES[server.role];
-  let state: NodeStateWord = "up";
-  if (ejected) state = "ejected";
-  else if (!eligible) state = reason === "down" && role === "master" ? "down" : "ineligible";
+function nodeView(node: NodePart, live: LiveRates): NodeView {
   return {
-    name: server.conf.id,
-    address: formatAddr(server.conf.addr),
-    role,
-    state,
-    reason: eligible ? null : reason,
-    retry_at: ejected ? server.ejectedUntil : null,
-    stale: server.stale,
+    name: node.name,
+    address: node.address,
+    role: node.role,
+    state: node.state,
+    reason: node.reason,
+    retry_at: node.retry_at,
+    stale: node.stale,
     rate: rounded(live.rate, 10),
     p50_ms: rounded(live.p50, 1000),
     p99_ms: rounded(live.p99, 1000),
-    lag_bytes: lagOf(server),
-    outstanding: server.outstanding,
-    connections: server.stats.server_connections,
+    lag_bytes: node.lag_bytes,
+    outstanding: node.outstanding,
+    connections: node.connections,
   };
 }
 
-function historyView(pools: readonly Pool[], history: History, since: number | null): HistoryView {
+const msOrNull = (iso: string | null) => (iso === null ? null : Date.parse(iso));
+
+function clusterView(c: ClusterState): ClusterView {
+  const lastRefresh = msOrNull(c.last_refresh_at);
+  const lastError = msOrNull(c.last_error_at);
+  const map = lastRefresh === null ? "none" : lastError !== null && lastError >= lastRefresh ? "stale" : "fresh";
+  return {
+    map,
+    masters: Object.entries(c.slots).map(([address, slots]) => ({ address, slots, count: slotCount(slots) })),
+    refreshes: c.refreshes,
+    last_refresh_at: lastRefresh,
+    refresh_interval_ms: c.refresh_interval_ms,
+    refresh_errors: c.refresh_errors,
+    last_error_at: lastError,
+    last_error: c.last_error,
+    moved: c.redirects.moved,
+    ask: c.redirects.ask,
+  };
+}
+
+/** Slots in "0-5460,10923": 5462. */
+function slotCount(ranges: string): number {
+  let count = 0;
+  for (const range of ranges.split(",")) {
+    if (range === "") continue;
+    const [from, to = from] = range.split("-").map(Number);
+    count += to - from + 1;
+  }
+  return count;
+}
+
+/**
+ * The chart points of `pools` (any HistoryPool: a process's Pools or the supervisor's sums).
+ * @example historyView(proxy.pools, history, since)
+ */
+export function historyView(pools: readonly HistoryPool[], history: History, since: number | null): HistoryView {
   // Times travel rounded to whole ms, and `since` is one of them.
   const newest = history.newest === null ? null : Math.round(history.newest);
   const oldestKept = newest === null ? 0 : newest - HISTORY_POINTS * HISTORY_STEP_MS;

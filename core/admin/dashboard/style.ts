@@ -97,8 +97,14 @@ main { padding: 1rem; display: grid; gap: 1rem; }
   background: var(--panel); border: 1px solid var(--border); white-space: nowrap; box-shadow: var(--shadow);
 }
 
-.sentinel { border: 1px solid var(--border); border-radius: 8px; padding: 0.5rem 0.75rem; font-size: 0.9rem; }
-.sentinel h3 { font-size: 0.9rem; margin-bottom: 0.3rem; }
+.panel { border: 1px solid var(--border); border-radius: 8px; padding: 0.5rem 0.75rem; font-size: 0.9rem; min-width: 0; }
+.panel h3 { font-size: 0.9rem; margin-bottom: 0.3rem; }
+.panel .error { overflow-wrap: anywhere; }
+table.slots { border-collapse: collapse; margin-top: 0.4rem; width: 100%; font-size: 0.85rem; }
+.slots th, .slots td { padding: 0.2rem 0.5rem 0.2rem 0; text-align: left; border-bottom: 1px solid var(--border); vertical-align: top; }
+.slots th { font-size: 0.75rem; color: var(--muted); font-weight: 500; }
+.slots .num { text-align: right; white-space: nowrap; }
+.slots td.ranges { overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
 
 .table-wrap { overflow-x: auto; }
 table.nodes { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 0.9rem; min-width: 52rem; }

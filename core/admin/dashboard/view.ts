@@ -2,7 +2,8 @@
  * The dashboard script's second part (see script.ts): the chart history the page holds
  * (merged from each answer's points, trimmed to the window) and the pool sections, built
  * once per pool and shard layout and afterwards only updated where a text changed, so the
- * layout never moves as numbers do. Plain ES2017, no backticks.
+ * layout never moves as numbers do; the feature panels inside a pool are in panels.ts.
+ * Plain ES2017, no backticks.
  */
 
 /** mergeHistory(), buildPool(), updatePool(), drawCharts(), render(). */
@@ -99,9 +100,13 @@ function buildPool(pool) {
   charts.appendChild(v.p99Chart.root);
   section.appendChild(charts);
 
-  v.sentinel = el("div", "sentinel");
+  // Feature panels (panels.ts): each hidden until the pool has that feature.
+  v.sentinel = el("div", "panel sentinel");
   v.sentinel.hidden = true;
   section.appendChild(v.sentinel);
+  v.cluster = el("div", "panel cluster");
+  v.cluster.hidden = true;
+  section.appendChild(v.cluster);
 
   var wrap = el("div", "table-wrap");
   var table = el("table", "nodes");
@@ -204,23 +209,7 @@ function updatePool(v, pool) {
     });
   });
   updateSentinel(v.sentinel, pool.sentinel);
-}
-
-function updateSentinel(box, s) {
-  box.hidden = s === null;
-  if (s === null) return;
-  var shards = Object.keys(s.shards).map(function (name) {
-    var sh = s.shards[name];
-    return name + ": master " + (sh.master || "unknown") + ", " + sh.failovers + " failover" + (sh.failovers === 1 ? "" : "s") +
-      (sh.last_switch_at ? " (last " + clock(Date.parse(sh.last_switch_at)) + ")" : "");
-  });
-  var text = "Sentinel: " + s.reachable + " of " + s.sentinels.length + " reachable (" + s.sentinels.join(", ") + ")";
-  if (box.getAttribute("data-text") === text + shards.join("|")) return;
-  box.setAttribute("data-text", text + shards.join("|"));
-  box.textContent = "";
-  var h = el("h3", s.reachable === 0 ? "bad" : "", text);
-  box.appendChild(h);
-  shards.forEach(function (line) { box.appendChild(el("div", "", line)); });
+  updateCluster(v.cluster, pool.cluster);
 }
 
 function drawCharts(name) {
