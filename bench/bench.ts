@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clockTicks, installCleanup, maxOpenFiles, runTool, stopAll } from "./lib/proc.ts";
 import {
-  externalTarget, type ProxyProcess, RUNTIMES, type RuntimeName, startMemcached, startProxyOn, startRedis,
-  type Started, stopProxy, type Target,
+  externalTarget, type ProxyProcess, RUNTIMES, type RuntimeName, startAcceptLoop, startMemcached, startNutcracker,
+  startProxyOn, startRedis, type Started, stopProxy, type Target,
 } from "./lib/targets.ts";
 import { type McTest, type RedisTest, REDIS_BENCH_ARGS, runMemcslap, runRedisBenchmark, type Sample } from "./lib/tools.ts";
 import { checkMemcache, checkRedis, type IdleResult, idleRss } from "./lib/idle.ts";
@@ -25,6 +25,11 @@ const USAGE = `npm run bench -- [flags]
   --requests N          requests per -P 1 and MSET run (default 100000)
   --requests-p16 N      requests per -P 16 run (default 4 x --requests)
   --only node,deno,bun  runtimes to start the proxy on (default all; none with --target)
+  --workers LIST        worker counts to run each runtime's proxy with, e.g. 2 or 1,2: one proxy per
+                        runtime and count, started with --workers N (rows "node ×2"; CPU and RSS summed
+                        over the supervisor and its workers); 0 = one process, no --workers (default 0)
+  --nutcracker PATH     start this nutcracker binary (the real twemproxy 0.5.0) over the same backends
+                        and pools: the reference row "nutcracker 0.5.0 (C)"
   --target HOST:PORT    also benchmark this redis listen address (e.g. a real twemproxy); repeatable
   --mc-target HOST:PORT memcached listen address of the same external proxy
   --redis-ports A,B     fixed ports for the two redis-servers (to point an external proxy at them)
@@ -35,7 +40,9 @@ const USAGE = `npm run bench -- [flags]
   --replicas-per-shard N  replicas section: replicas per shard (default 2)
   --cluster-replicas N  cluster section: replicas per master (default 0)
   --mc-threads N        memcslap -c (default 10)   --mc-ops N  memcslap -e per thread (default 10000)
-  --idle N              idle client connections (default 10000, capped by the fd limits)
+  --idle N              idle client connections (default 10000, capped by the fd limits); the idle
+                        section also measures an empty accept loop per runtime (lib/accept_loop.ts)
+  --clients-high N      redis-benchmark -c of the high-concurrency rows (default 200; 0 = leave them out)
   --out FILE            also write the markdown there`;
 
 interface Options {
@@ -43,6 +50,9 @@ interface Options {
   requests: number;
   requestsP16: number;
   only: RuntimeName[];
+  workers: number[];
+  nutcracker?: string;
+  clientsHigh: number;
   targets: string[];
   mcTarget?: string;
   redisPorts: number[];
@@ -59,7 +69,7 @@ interface Options {
 /** Hand-rolled flag parsing (node:util parseArgs belongs to adapters/flags.ts alone). */
 function parseOptions(argv: string[]): Options {
   const o: Options = {
-    rounds: 3, requests: 100000, requestsP16: 0, only: [...RUNTIMES], targets: [], redisPorts: [], mcPorts: [],
+    rounds: 3, requests: 100000, requestsP16: 0, only: [...RUNTIMES], workers: [0], clientsHigh: 200, targets: [], redisPorts: [], mcPorts: [],
     sections: new Set(["redis", "memcache", "idle", "replicas", "cluster"]), mcThreads: 10, mcOps: 10000, idle: 10000,
     replicasPerShard: 2, clusterReplicas: 0,
   };
@@ -81,6 +91,9 @@ function parseOptions(argv: string[]): Options {
         return r as RuntimeName;
       });
     },
+    "--workers": (v, f) => (o.workers = v.split(",").map((n) => num(n, f, 0))),
+    "--nutcracker": (v) => (o.nutcracker = v),
+    "--clients-high": (v, f) => (o.clientsHigh = num(v, f, 0)),
     "--target": (v) => o.targets.push(v),
     "--mc-target": (v) => (o.mcTarget = v),
     "--redis-ports": (v, f) => (o.redisPorts = ports(v, f)),
@@ -124,6 +137,12 @@ function redisTests(o: Options): RedisTest[] {
     { label: "SET -P 16", test: "set", pipeline: 16, requests: o.requestsP16 },
     { label: "GET -P 16", test: "get", pipeline: 16, requests: o.requestsP16 },
     { label: "MSET (10 keys) -P 1", test: "mset", pipeline: 1, requests: o.requests },
+    ...(o.clientsHigh > 0
+      ? [
+        { label: `SET -P 1 -c ${o.clientsHigh}`, test: "set", pipeline: 1, requests: o.requests, clients: o.clientsHigh },
+        { label: `GET -P 1 -c ${o.clientsHigh}`, test: "get", pipeline: 1, requests: o.requests, clients: o.clientsHigh },
+      ] as RedisTest[]
+      : []),
   ];
 }
 
@@ -196,8 +215,15 @@ async function main(): Promise<void> {
     const startAll = async () => {
       const list: ProxyProcess[] = [];
       for (const rt of o.only) {
-        const p = await startProxyOn(rt, dir, redis.map((r) => r.port), mc.map((m) => m.port));
-        log(`proxy on ${rt}: port ${p.started.port}, launcher pid ${p.started.proc.pid}, measured pid ${p.started.pid}`);
+        for (const workers of o.workers) {
+          const p = await startProxyOn(rt, dir, redis.map((r) => r.port), mc.map((m) => m.port), workers);
+          log(`proxy ${p.target.name}: port ${p.started.port}, launcher pid ${p.started.proc.pid}, measured pids ${p.target.pids.join(",")}`);
+          list.push(p);
+        }
+      }
+      if (o.nutcracker !== undefined) {
+        const p = await startNutcracker(o.nutcracker, dir, redis.map((r) => r.port), mc.map((m) => m.port));
+        log(`${p.target.name}: port ${p.started.port}, pid ${p.started.pid}`);
         list.push(p);
       }
       return list;
@@ -208,12 +234,15 @@ async function main(): Promise<void> {
     for (const t of external) log(`${t.name}: measured pid ${t.pids[0] ?? "unknown (CPU/RSS n/a)"}`);
 
     const baseNotes = [
-      `Load: redis-benchmark ${REDIS_BENCH_ARGS.join(" ")}, -n ${o.requests} (-P 1, MSET) / ${o.requestsP16} (-P 16); ` +
+      `Load: redis-benchmark ${REDIS_BENCH_ARGS.join(" ")}, -n ${o.requests} (-P 1, MSET) / ${o.requestsP16} (-P 16)` +
+        (o.clientsHigh > 0 ? `, and -c ${o.clientsHigh} for the "-c ${o.clientsHigh}" rows` : "") + "; " +
         `memcslap -c ${o.mcThreads} -e ${o.mcOps}; ${o.rounds} interleaved rounds`,
       `CPU µs/req and CPU % = utime+stime of the measured process (/proc, CLK_TCK ${hz}) over the run; ` +
         `for the direct rows it is the server's own CPU. Peak RSS = VmHWM so far. Ratio = median / direct median.`,
       "Proxies: the CLI (mod.ts) on each runtime, one redis pool (fnv1a_64, ketama) over 2 redis-servers " +
-        "(and a memcached pool over 2 memcached); direct Redis is one redis-server.",
+        "(and a memcached pool over 2 memcached); direct Redis is one redis-server." +
+        (o.workers.some((n) => n > 0) ? " \"node ×N\" = the same CLI with --workers N; its CPU and RSS are summed over the supervisor and workers." : "") +
+        (o.nutcracker !== undefined ? ` nutcracker 0.5.0 (C) = ${o.nutcracker} with the same pools.` : ""),
     ];
     out.push(machineHeader([...(await versions()), ...(wantBase ? baseNotes : [])]), "");
 
@@ -258,13 +287,16 @@ async function main(): Promise<void> {
       // Fresh proxies, so the numbers are not inflated by what the load left behind.
       for (const p of proxies) await stopProxy(p);
       proxies = await startAll();
-      const targets = [...proxies.map((p) => p.target), ...external.filter((t) => t.pids.length > 0)];
+      const loops: ProxyProcess[] = [];
+      for (const rt of o.only) loops.push(await startAcceptLoop(rt, dir));
+      const targets = [...proxies.map((p) => p.target), ...external.filter((t) => t.pids.length > 0), ...loops.map((l) => l.target)];
       const { count, note } = idleCount(o.idle, targets.flatMap((t) => t.pids));
       const idle: IdleResult[] = [];
       for (const t of targets) {
         log(`idle connections: ${t.name}, ${count}`);
         idle.push(await idleRss(t, count));
       }
+      for (const l of loops) await stopProxy(l);
       out.push("### Idle client connections (RSS of the proxy process)", "", `${note}.`, "", idleTable(idle), "");
     }
     if (o.sections.has("replicas")) {

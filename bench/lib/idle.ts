@@ -130,10 +130,10 @@ function closeAll(socks: net.Socket[]): void {
   }
 }
 
-/** The idle-connection memory test on `target` (its first PID). */
+/** The idle-connection memory test on `target` (RSS summed over its PIDs: a supervisor and its workers). */
 export async function idleRss(target: Target, count: number, settleMs = 1500): Promise<IdleResult> {
-  const pid = target.pids[0] ?? -1;
-  const rss = () => vmBytes(pid, "VmRSS");
+  const pids = target.pids.length > 0 ? target.pids : [-1];
+  const rss = () => pids.reduce((sum, pid) => sum + vmBytes(pid, "VmRSS"), 0);
   await sleep(settleMs);
   const before = rss();
   const { socks, note } = await openMany(target.host, target.port, count, 500);

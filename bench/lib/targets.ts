@@ -114,19 +114,27 @@ export function proxyYaml(redisListen: number, redisPorts: number[], mcListen: n
 
 /** A proxy started on one runtime. */
 export interface ProxyProcess {
-  runtime: RuntimeName;
+  /** null: not ours (the real nutcracker). */
+  runtime: RuntimeName | null;
   started: Started;
   mcPort: number | null;
   logFile: string;
   target: Target;
 }
 
-/** Start mod.ts on `runtime` with its own config in `dir`; stats on a free loopback port. */
+/**
+ * Start mod.ts on `runtime` with its own config in `dir`; stats on a free loopback port.
+ * `workers` > 0 runs it with `--workers N`: the row is named "node ×N" and every process
+ * of the tree (supervisor and workers) is measured, summed.
+ */
 export async function startProxyOn(
-  runtime: RuntimeName, dir: string, redisPorts: number[], mcPorts: number[],
+  runtime: RuntimeName, dir: string, redisPorts: number[], mcPorts: number[], workers = 0,
 ): Promise<ProxyProcess> {
   const mcPort = mcPorts.length > 0 ? await freePort() : null;
-  const p = await startProxyWith(runtime, dir, runtime, (port) => proxyYaml(port, redisPorts, mcPort, mcPorts));
+  const label = workers > 0 ? `${runtime} ×${workers}` : runtime;
+  const extra = workers > 0 ? ["--workers", String(workers)] : [];
+  const p = await startProxyWith(runtime, dir, label, (port) => proxyYaml(port, redisPorts, mcPort, mcPorts), extra);
+  if (workers > 0) p.target.pids = await processTree(p.started.proc, workers + 1);
   if (mcPort !== null && !(await waitForPort(HOST, mcPort, 5000, p.started.proc))) {
     await stop(p.started.proc);
     throw new Error(`proxy-${runtime}: memcache pool not listening (log: ${p.logFile})`);
@@ -140,26 +148,72 @@ export async function startProxyOn(
  * on that port), written to `dir` as nutcracker-<label>.yml; the target is named `label`.
  */
 export async function startProxyWith(
-  runtime: RuntimeName, dir: string, label: string, yamlFor: (port: number) => string,
+  runtime: RuntimeName, dir: string, label: string, yamlFor: (port: number) => string, extraArgs: string[] = [],
 ): Promise<ProxyProcess> {
   const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
-  const confFile = join(dir, `nutcracker-${label}.yml`);
-  const logFile = join(dir, `proxy-${label}.log`);
+  const file = label.replace(/[^\w-]+/g, "");
+  const confFile = join(dir, `nutcracker-${file}.yml`);
+  const logFile = join(dir, `proxy-${file}.log`);
   const statsPort = await freePort();
   const started = await startListening(`proxy-${label}`, cmd, (port) => {
     writeFileSync(confFile, yamlFor(port));
-    return [...prefix, "-c", confFile, "-s", String(statsPort), "-a", HOST];
+    return [...prefix, "-c", confFile, "-s", String(statsPort), "-a", HOST, ...extraArgs];
   }, { cwd: ROOT, logFile, timeoutMs: 30000 });
   const target: Target = { name: label, host: HOST, port: started.port, pids: [started.pid] };
   return { runtime, started, mcPort: null, logFile, target };
 }
 
-/** Stop a proxy: the launcher, and the listener too if it is a different process we started. */
+/** The launcher and its descendants, once there are at least `count` of them (bounded: 30 s). */
+async function processTree(root: Tracked, count: number): Promise<number[]> {
+  for (let i = 0; i < 300 && !root.exited; i++) {
+    const pids = descendants(root.pid);
+    if (pids.length >= count) {
+      // Let the last worker finish binding before it is measured.
+      await sleep(1000);
+      return descendants(root.pid);
+    }
+    await sleep(100);
+  }
+  throw new Error(`${root.name}: fewer than ${count} processes after 30 s`);
+}
+
+/**
+ * The real twemproxy (nutcracker 0.5.0, a C binary at `bin`) over the same backends with the
+ * same pools as the proxies: the reference row. Its stats port is a free loopback port.
+ */
+export async function startNutcracker(bin: string, dir: string, redisPorts: number[], mcPorts: number[]): Promise<ProxyProcess> {
+  const mcPort = mcPorts.length > 0 ? await freePort() : null;
+  const confFile = join(dir, "nutcracker-c.yml");
+  const logFile = join(dir, "nutcracker-c.log");
+  const statsPort = await freePort();
+  const started = await startListening("nutcracker", bin, (port) => {
+    writeFileSync(confFile, proxyYaml(port, redisPorts, mcPort, mcPorts));
+    return ["-c", confFile, "-s", String(statsPort), "-a", HOST, "-o", logFile];
+  }, { logFile });
+  const target: Target = { name: "nutcracker 0.5.0 (C)", host: HOST, port: started.port, pids: [started.pid] };
+  if (mcPort !== null) target.mcPort = mcPort;
+  return { runtime: null, started, mcPort, logFile, target };
+}
+
+/** An empty accept loop (lib/accept_loop.ts) on `runtime`: the idle-memory floor row. */
+export async function startAcceptLoop(runtime: RuntimeName, dir: string): Promise<ProxyProcess> {
+  const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
+  const args = prefix.slice(0, -1); // the runtime's flags without "mod.ts"
+  const logFile = join(dir, `accept-loop-${runtime}.log`);
+  const started = await startListening(`accept-loop-${runtime}`, cmd, (port) => [...args, "bench/lib/accept_loop.ts", String(port)], {
+    cwd: ROOT, logFile, timeoutMs: 30000,
+  });
+  const target: Target = { name: `${runtime}: empty accept loop`, host: HOST, port: started.port, pids: [started.pid] };
+  return { runtime, started, mcPort: null, logFile, target };
+}
+
+/** Stop a proxy: the launcher, and the other processes measured too if they are not the launcher. */
 export async function stopProxy(p: ProxyProcess): Promise<void> {
   await stop(p.started.proc);
-  if (p.started.pid !== p.started.proc.pid) {
+  for (const pid of new Set([p.started.pid, ...p.target.pids])) {
+    if (pid === p.started.proc.pid) continue;
     try {
-      process.kill(p.started.pid, "SIGTERM");
+      process.kill(pid, "SIGTERM");
     } catch {
       // gone with its launcher
     }

@@ -30,6 +30,8 @@ export interface RedisTest {
   test: "set" | "get" | "mset";
   pipeline: number;
   requests: number;
+  /** redis-benchmark -c (default: the 50 of REDIS_BENCH_ARGS). */
+  clients?: number;
 }
 
 /** Common redis-benchmark settings from the issue. */
@@ -66,8 +68,9 @@ type Ticks = { user: number; sys: number };
 
 /** Run one redis-benchmark test against `target` (in `--cluster` mode for a cluster node); rps from the CSV line. */
 export async function runRedisBenchmark(target: Target, t: RedisTest, hz: number, timeoutMs: number): Promise<Sample> {
+  const common = t.clients === undefined ? REDIS_BENCH_ARGS : REDIS_BENCH_ARGS.map((a, i) => (REDIS_BENCH_ARGS[i - 1] === "-c" ? String(t.clients) : a));
   const args = [
-    "-h", target.host, "-p", String(target.port), ...REDIS_BENCH_ARGS,
+    "-h", target.host, "-p", String(target.port), ...common,
     "-n", String(t.requests), "-P", String(t.pipeline), "-t", t.test, "--csv", ...(target.cluster ? ["--cluster"] : []),
   ];
   const m = await measured(target.pids, () => runTool("redis-benchmark", args, timeoutMs));
