@@ -17,7 +17,8 @@ export interface WorkerReport {
 }
 
 /** The questions the admin API asks a worker; the answer is the JSON body of the route. */
-export const Question = { Health: "health", Pools: "pools" } as const;
+/** Dashboard: the worker's PoolParts (core/admin/dashboard/parts.ts) with latency buckets. */
+export const Question = { Health: "health", Pools: "pools", Dashboard: "dashboard" } as const;
 export type Question = typeof Question[keyof typeof Question];
 
 /** Supervisor -> worker. */

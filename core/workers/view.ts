@@ -3,7 +3,8 @@
  * The stats port writes twemproxy's JSON with each pool and server summed over the workers
  * (refreshed every stats interval, as twemproxy aggregates); /metrics asks every worker for
  * its Prometheus text and merges it (core/stats/aggregate.ts); /health is ok when every
- * worker's pools are; /pools is one worker's view (?worker=SLOT picks it); POST /reload and
+ * worker's pools are; /pools is one worker's view (?worker=SLOT picks it); the dashboard at /
+ * is the page of one process over the workers' merged view (dashboard.ts); POST /reload and
  * POST /restart go through the same guard as in one process (core/admin/guard.ts).
  */
 import { Hono } from "hono";
@@ -15,7 +16,9 @@ import { getReload, postReload } from "../admin/reload.ts";
 import { renderStatsJson } from "../stats/snapshot.ts";
 import { mergePrometheus } from "../stats/aggregate.ts";
 import { escapeLabelValue, PROMETHEUS_CONTENT_TYPE } from "../stats/prometheus.ts";
+import { installDashboard } from "../admin/dashboard/mod.ts";
 import { Question } from "./protocol.ts";
+import { WorkersDashboard } from "./dashboard.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export interface SupervisorViewOptions {
@@ -53,7 +56,9 @@ const OWN_FAMILIES: ReadonlySet<string> = new Set([
 ]);
 
 const ROUTES = {
+  "/": "the dashboard (HTML) over every worker: pools, shards, nodes, charts of the last 15 minutes, reload",
   "/api": "this list",
+  "/api/dashboard": "what the dashboard shows, as JSON, summed over the workers (?since=MS: only chart points newer than MS)",
   "/stats": "twemproxy stats JSON summed over the workers, as on the stats port",
   "/metrics": "Prometheus text: every worker's merged (counters and counting gauges summed), and the supervisor's own",
   "/health": "200 when every worker has a reachable server in every pool, else 503",
@@ -94,8 +99,10 @@ export async function startSupervisorView(sup: Supervisor, opts: SupervisorViewO
   timer = clock.setTimer(tick, 0);
   let ready = true;
   let admin: Listener | null = null;
+  let dashboard: WorkersDashboard | null = null;
   if (opts.adminAddr !== null) {
-    const app = adminApp(sup, { ...opts, startedAt, statsJson, ready: () => ready, bound: () => admin?.addr ?? null, clock });
+    dashboard = new WorkersDashboard(sup, { clock, startedAt, version: opts.version, source: opts.source });
+    const app = adminApp(sup, { ...opts, startedAt, statsJson, ready: () => ready, bound: () => admin?.addr ?? null, clock, dashboard });
     try {
       admin = await net.serveHttp(opts.adminAddr, app.fetch);
     } catch (err) {
@@ -103,6 +110,7 @@ export async function startSupervisorView(sup: Supervisor, opts: SupervisorViewO
       await stats.close();
       throw err;
     }
+    dashboard.start();
     log.notice(`admin listening on 'http://${formatAddr(admin.addr)}'`);
     if (opts.adminToken === null && !(admin.addr.kind === "tcp" && isLoopbackHost(admin.addr.host))) {
       log.warn("admin API on a non-loopback address without --admin-token: POST routes (/reload, /restart) are refused");
@@ -115,6 +123,7 @@ export async function startSupervisorView(sup: Supervisor, opts: SupervisorViewO
       ready = false;
       clock.clearTimer(timer);
       timer = null;
+      dashboard?.stop();
       await Promise.all([stats.close(), admin?.close()]);
     },
   };
@@ -126,14 +135,15 @@ interface AppSources extends SupervisorViewOptions {
   statsJson(): string;
   ready(): boolean;
   bound(): Addr | null;
+  readonly dashboard: WorkersDashboard;
 }
 
 function adminApp(sup: Supervisor, src: AppSources): Hono {
   const app = new Hono();
   app.use("*", adminGuard({ token: src.adminToken, bound: src.bound }));
   const routes = (c: Context) => c.json({ service: "nutcracker", version: src.version, workers: true, endpoints: ROUTES });
-  app.get("/", routes);
   app.get("/api", routes);
+  installDashboard(app, { state: (since) => src.dashboard.state(since) });
   app.get("/live", (c) => c.json({ status: "live" }));
   app.get("/stats", (c) => c.body(src.statsJson(), 200, { "content-type": JSON_TYPE }));
   app.get("/metrics", async (c) => {

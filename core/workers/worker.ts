@@ -1,13 +1,13 @@
 /**
  * One worker process under `--workers N`: a full proxy over the configuration text the
  * supervisor sends, listening on the shared addresses (the Net it is given shares them:
- * see adapters/mod.ts loadNet), reporting its counters and answering health and pools
- * questions when asked. It ends in one of two ways: `stop` (SIGTERM of the whole proxy: stop
+ * see adapters/mod.ts loadNet), reporting its counters and answering health, pools and
+ * dashboard questions when asked. It ends in one of two ways: `stop` (SIGTERM of the whole proxy: stop
  * accepting, finish in-flight requests for up to a grace period) or `drain` (a restart: stop
  * accepting, keep serving the clients it has until they leave or the drain timeout passes,
  * then close each once its replies are written).
  */
-import type { Clock, Net } from "../net.ts";
+import { type Clock, formatAddr, type Net } from "../net.ts";
 import type { Logger } from "../log.ts";
 import { LOG_LEVELS } from "../log.ts";
 import { loadConf } from "../conf/mod.ts";
@@ -20,6 +20,9 @@ import { connectionTotals, takeSnapshot } from "../stats/snapshot.ts";
 import { renderPrometheus } from "../stats/prometheus.ts";
 import { HealthChecker } from "../admin/health.ts";
 import { describePools } from "../admin/pools.ts";
+import { poolPart, type PoolPart } from "../admin/dashboard/parts.ts";
+import type { LatencyReader } from "../stats/history.ts";
+import type { Server } from "../proxy/server.ts";
 import { type FromWorker, Question, type ToWorker, type WorkerReport } from "./protocol.ts";
 
 /** How a worker talks to its supervisor. */
@@ -186,12 +189,21 @@ class WorkerRun {
     });
   }
 
+  /** What the supervisor's dashboard merges: every pool's part, latency buckets included. */
+  private dashboardParts(proxy: Proxy): PoolPart[] {
+    const now = this.deps.clock.now();
+    const latency: LatencyReader = (node, out) => this.metrics.addLatencyCounts(node as Server, out);
+    return proxy.listeners.map((l) => poolPart(l.pool, formatAddr(l.address), now, latency));
+  }
+
   private async answer(seq: number, question: Question): Promise<void> {
     const proxy = this.proxy!;
     let body: unknown;
     if (question === Question.Health) {
       this.health ??= new HealthChecker(this.deps.net, this.deps.clock);
       body = await this.health.check(proxy.pools);
+    } else if (question === Question.Dashboard) {
+      body = this.dashboardParts(proxy);
     } else {
       body = describePools(proxy, this.deps.clock.now(), this.reloader!.status());
     }
