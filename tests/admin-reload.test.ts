@@ -97,7 +97,8 @@ describe("admin reload routes", () => {
   it("GET /api lists /reload among the endpoints", async () => {
     const res = await call(app, "GET", "/api", HOST);
     const endpoints = res.body.endpoints as Record<string, string>;
-    assert.deepEqual(Object.keys(endpoints), ["/", "/api", "/api/dashboard", "/stats", "/metrics", "/health", "/live", "/pools", "/reload"]);
+    assert.deepEqual(Object.keys(endpoints), ["/", "/api", "/api/dashboard", "/stats", "/metrics", "/health", "/live", "/pools", "/reload",
+      "/pools/<pool>/migration", "/pools/<pool>/migration/<action>"]);
     assert.match(endpoints["/reload"], /^POST: .*dry_run=1/);
   });
 

@@ -32,7 +32,8 @@ describe("reload: a memcached pool's server list changes", () => {
   let client: PipeClient;
   /** memcached's curr_connections with only the stats probe connected. */
   let idleConns = 0;
-  const keys = { hash: "fnv1a_64", distribution: "ketama", redis: false } as const;
+  // migration none: twemproxy's switch to the new ring at once (cache mode is tested in migration-cache).
+  const keys = { hash: "fnv1a_64", distribution: "ketama", redis: false, migration: "none" } as const;
   const ring = (servers: ServerProcess[]): RingSpec => ({ hash: "fnv1a_64", distribution: "ketama", servers: ringServers(servers.map((s) => s.port)) });
   const curr = async (s: ServerProcess) => Number((await memcachedStats(s.port)).get("curr_connections"));
   const total = async (s: ServerProcess) => Number((await memcachedStats(s.port)).get("total_connections"));

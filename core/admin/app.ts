@@ -17,6 +17,7 @@ import type { HealthChecker } from "./health.ts";
 import { adminGuard } from "./guard.ts";
 import { describePools } from "./pools.ts";
 import { getReload, NEVER_RELOADED, postReload } from "./reload.ts";
+import { installMigrationRoutes } from "./migration.ts";
 import { dashboardState, installDashboard } from "./dashboard/mod.ts";
 import { History, type HistoryNode, type LatencyReader } from "../stats/history.ts";
 import type { Server } from "../proxy/server.ts";
@@ -61,6 +62,8 @@ const ROUTES = {
   "/pools": "loaded pool config, each server's state, the config generation and last reload error",
   "/reload": "POST: re-read the config file and apply it (?dry_run=1: validate and return the diff only); " +
     "needs the admin token, or a loopback admin address and Content-Type: application/json. GET: reload status",
+  "/pools/<pool>/migration": "a pool's migration after a reload changed its servers: phase, keys moved, rate, ETA, fallback hits",
+  "/pools/<pool>/migration/<action>": "POST pause, resume, abort (back to the old ring) or finish; token-protected as /reload",
 } as const;
 
 /**
@@ -110,6 +113,7 @@ export function createAdminApp(src: AdminSources): Hono {
   app.get("/pools", (c) => c.json(describePools(src.proxy, src.clock.now(), src.reloader?.status() ?? NEVER_RELOADED)));
   app.post("/reload", (c) => postReload(c, src.reloader));
   app.get("/reload", (c) => getReload(c, src.reloader));
+  installMigrationRoutes(app, () => src.proxy);
   return app;
 }
 

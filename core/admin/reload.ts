@@ -30,7 +30,10 @@ export function reloadFields(status: ReloadStatus): ReloadFields {
 const NO_RELOADER = "reload is not available: this proxy was started without a reloader";
 const DRY_RUN_VALUES: Readonly<Record<string, boolean>> = { "": true, "1": true, "true": true, "yes": true, "0": false, "false": false, "no": false };
 
-/** POST /reload: 200 with the report when it applied (or would apply), 400 with it when the new config was refused. */
+/**
+ * POST /reload: 200 with the report when it applied (or would apply), 400 with it when the new
+ * config was refused, 409 when it is valid but a pool is still migrating to its last servers.
+ */
 export async function postReload(c: Context, reloader: Reloader | null): Promise<Response> {
   if (reloader === null) return c.json({ error: NO_RELOADER }, 503);
   const flag = c.req.query("dry_run");
@@ -42,7 +45,7 @@ export async function postReload(c: Context, reloader: Reloader | null): Promise
   } catch (err) {
     return c.json({ error: `reload failed: ${err instanceof Error ? err.message : String(err)}` }, 500);
   }
-  return c.json(report, report.result === "ok" ? 200 : 400);
+  return c.json(report, report.result === "ok" ? 200 : report.conflict ? 409 : 400);
 }
 
 /** GET /reload: the running status. */

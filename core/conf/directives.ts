@@ -9,6 +9,7 @@ import { DISTRIBUTIONS } from "../dist/mod.ts";
 import { atoi, parseListen, parseReplica, parseSentinel, parseServer } from "./addr.ts";
 import type { Parsed } from "./addr.ts";
 import { parseReadPolicy } from "./replicas.ts";
+import { parseMigrationMode } from "./migration.ts";
 import { ReadPolicy } from "./types.ts";
 
 /**
@@ -109,6 +110,9 @@ export const DIRECTIVES: Readonly<Record<string, Directive>> = {
   cluster_refresh_interval: scalar(parseLimit(MAX_COUNT_LIMIT)),
   sentinels: { shape: "addrs", parse: parseSentinel },
   sentinel_auth: scalar(parseString),
+  migration: scalar(parseMigrationMode),
+  migration_rate: scalar(parseLimit(MAX_COUNT_LIMIT, true)),
+  migration_warmup: scalar(parseLimit(MAX_COUNT_LIMIT, true)),
 };
 
 /** Keys that mean something only in a redis pool: "is only valid for a redis pool" elsewhere. */
@@ -168,4 +172,10 @@ export const DEFAULTS = {
   max_dedicated_connections: 256,
   /** No Sentinels: the servers' addresses are fixed, as in twemproxy. */
   sentinel_auth: null,
+  /** null: by protocol (cache for memcached pools, none for redis pools: twemproxy's behaviour). */
+  migration: null,
+  /** Keys per second moved in the background (store mode). */
+  migration_rate: 5000,
+  /** How long cache mode falls back to the old ring: 1 h. */
+  migration_warmup: 3_600_000,
 } as const;

@@ -6,7 +6,8 @@
  * pool and key.
  */
 import { type Addr, formatAddr } from "../net.ts";
-import type { Conf, PoolConf, ReadPolicy, ServerConf } from "./types.ts";
+import { type Conf, MigrationMode, type PoolConf, type ReadPolicy, type ServerConf } from "./types.ts";
+import { defaultMigration } from "./migration.ts";
 import { addrKey } from "./addr.ts";
 import type { ListenValue } from "./addr.ts";
 import { DEFAULTS, DIRECTIVES, REDIS_CLUSTER, REDIS_ONLY } from "./directives.ts";
@@ -163,6 +164,7 @@ function checkPool(draft: PoolDraft, report: Reporter): PoolConf {
   }
   checkRedisOnly(draft, report);
   checkCluster(draft, report);
+  checkMigration(draft, report);
   checkServersUnique(draft, report);
   checkSentinelNames(draft, report);
   const replicas = checkReplicas(draft.name, draft.replicas, draft.servers, report);
@@ -185,6 +187,18 @@ function checkCluster(draft: PoolDraft, report: Reporter): void {
   const db = draft.settings.get("redis_db");
   if (db !== undefined && db.value !== 0) {
     throw report.key(draft.name, db.line, "redis_db", db.text, "must be 0 with distribution redis_cluster: a cluster has only db 0");
+  }
+}
+
+/** Store mode needs Redis (MIGRATE); a Redis Cluster moves its slots itself. */
+function checkMigration(draft: PoolDraft, report: Reporter): void {
+  const found = draft.settings.get("migration");
+  if (found === undefined || found.value === MigrationMode.None) return;
+  if (found.value === MigrationMode.Store && setting(draft, "redis") !== true) {
+    throw report.key(draft.name, found.line, "migration", found.text, "store is only valid for a redis pool (it moves keys with MIGRATE)");
+  }
+  if (setting(draft, "distribution") === REDIS_CLUSTER) {
+    throw report.key(draft.name, found.line, "migration", found.text, "cannot be set with distribution redis_cluster: the cluster moves its slots itself");
   }
 }
 
@@ -268,6 +282,9 @@ function buildPool(draft: PoolDraft, listen: ListenValue, replicas: readonly Ser
     clusterRefreshInterval: setting(draft, "cluster_refresh_interval") as number,
     sentinels: draft.sentinels.map((s) => s.addr),
     sentinelAuth: setting(draft, "sentinel_auth") as string | null,
+    migration: (setting(draft, "migration") as MigrationMode | null) ?? defaultMigration(setting(draft, "redis") as boolean),
+    migrationRate: setting(draft, "migration_rate") as number,
+    migrationWarmup: setting(draft, "migration_warmup") as number,
     shards: draft.servers.map(({ server }, i) => ({ primary: server, replicas: replicas[i] })),
   };
 }

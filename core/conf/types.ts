@@ -45,6 +45,20 @@ export const ReadPolicy = {
 } as const;
 export type ReadPolicy = (typeof ReadPolicy)[keyof typeof ReadPolicy];
 
+/**
+ * What a reload that changes a pool's ring does with the keys that change owner (`migration`).
+ * Stored as this code; MIGRATION_MODES (migration.ts) maps the YAML names to it.
+ */
+export const MigrationMode = {
+  /** `none`: the new ring at once, as twemproxy (the default for redis pools). */
+  None: 0,
+  /** `cache`: a miss on the new owner falls back to the old one and copies the hit (memcached's default). */
+  Cache: 1,
+  /** `store`: every key is moved to its new owner; each key has one authoritative server throughout. */
+  Store: 2,
+} as const;
+export type MigrationMode = (typeof MigrationMode)[keyof typeof MigrationMode];
+
 /** One pool, with twemproxy 0.5.0's keys and defaults applied, plus this project's limits. */
 export interface PoolConf {
   readonly name: string;
@@ -98,6 +112,12 @@ export interface PoolConf {
   readonly sentinels: readonly Addr[];
   /** Password for Sentinels that require AUTH. */
   readonly sentinelAuth: string | null;
+  /** What a reload that changes the ring does with moving keys (`migration`): a MigrationMode code. */
+  readonly migration: MigrationMode;
+  /** Store mode: keys per second the background mover moves (0 = unlimited). */
+  readonly migrationRate: number;
+  /** Cache mode: ms the old ring is still asked on a miss. */
+  readonly migrationWarmup: number;
   /** Shards in config order; the index is the server index used by distributions and vectors. */
   readonly shards: readonly ShardConf[];
 }

@@ -20,8 +20,9 @@ import { CLOSE, NEED_MORE, type ProxyAbout, type Route, type Session, type Sessi
 import type { Listening } from "./listening.ts";
 import type { Pool } from "./pool.ts";
 import type { ClientLimits } from "./limits.ts";
+import type { MigrationClient } from "../migration/migration.ts";
 
-export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter, ReplyGuard {
+export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter, ReplyGuard, MigrationClient {
   dirty = false;
   readonly id: number;
   private readonly conn: Conn;
@@ -51,6 +52,12 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private fences: Fences | null = null;
   private quitting = false;
   private closed = false;
+  /**
+   * During a migration: requests waiting behind one whose moving keys are being settled on
+   * their old owner, so this client's requests reach the servers in the order it sent them.
+   */
+  private held: Fifo<{ req: Req; route: Route | null }> | null = null;
+  private holding = false;
 
   constructor(id: number, conn: Conn, owner: Listening, pool: Pool) {
     this.id = id;
@@ -142,6 +149,11 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   send(req: Req, route: Route | null): void {
     if (req.parent === null) this.enqueue(req);
     else this.home.stats.fragments++;
+    if (this.held !== null || (route !== null && route.from !== null)) return this.hold(req, route);
+    this.forward(req, route);
+  }
+
+  private forward(req: Req, route: Route | null): void {
     const pin = this.pin_;
     // By shard id: a reload or failover may have built new Shard objects for the same shard.
     if (pin !== null && route !== null && route.id === pin.shard.id) return pin.conn.send(req);
@@ -156,6 +168,46 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     }
     this.dispatch(req, node);
     if (replicated && req.copy !== null) sendCopies(req, route!);
+  }
+
+  // ---- migration: requests for moving keys ----
+
+  private hold(req: Req, route: Route | null): void {
+    (this.held ??= new Fifo()).push({ req, route });
+    if (!this.holding) this.releaseHeld();
+  }
+
+  /** Send held requests in order; stop at one whose keys are being settled until it says next. */
+  private releaseHeld(): void {
+    const held = this.held!;
+    while (held.length > 0) {
+      const { req, route } = held.shift()!;
+      const migration = this.home.migration;
+      // A migration that ended meanwhile left one ring: the new owner's.
+      if (route === null || route.from === null || migration === null) {
+        this.forward(req, route?.to ?? route);
+        continue;
+      }
+      let waiting = true;
+      this.holding = true;
+      migration.forward(req, route, this, () => {
+        this.holding = false;
+        if (waiting) waiting = false;
+        else this.releaseHeld();
+      });
+      if (waiting) {
+        waiting = false;
+        return;
+      }
+    }
+    this.held = null;
+  }
+
+  /** MigrationClient: forward to `node` on this client's connection (its pinned one when it is pinned there). */
+  sendTo(req: Req, node: Server): void {
+    const pin = this.pin_;
+    if (pin !== null && pin.shard.master === node) return pin.conn.send(req);
+    this.dispatch(req, node);
   }
 
   private dispatch(req: Req, node: Server): void {

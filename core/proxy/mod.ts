@@ -16,7 +16,7 @@ import type { Server } from "./server.ts";
 import { redisProtocol } from "./redis.ts";
 import { memcacheProtocol } from "./memcache.ts";
 import { listenKey, planReload } from "../reload/diff.ts";
-import { PoolAction, type PoolChange } from "../reload/types.ts";
+import { PoolAction, type PoolChange, ReloadConflictError } from "../reload/types.ts";
 
 /** Called once per answered request (latency and size metrics). */
 export type Observer = (pool: Pool, server: Server, req: Req, reply: Uint8Array, now: number) => void;
@@ -99,9 +99,14 @@ class RunningProxy implements Proxy, ProxyAbout {
 
   async apply(conf: Conf, dryRun = false): Promise<readonly PoolChange[]> {
     const plan = planReload(this.pools.map((p) => p.conf), conf.pools);
+    const current = new Map(this.pools.map((pool) => [pool.conf, pool]));
+    // All or nothing: a pool that must finish its migration first holds back the whole file.
+    for (const { conf: poolConf, old } of plan.pools) {
+      const conflict = old === null ? null : current.get(old)!.reloadConflict(poolConf);
+      if (conflict !== null) throw new ReloadConflictError(conflict);
+    }
     if (dryRun) return plan.changes;
     // New Pool objects have no side effects until used, so a failed bind can drop them.
-    const current = new Map(this.pools.map((pool) => [pool.conf, pool]));
     const pools = plan.pools.map(({ conf: poolConf, old }) => old === null ? this.makePool(poolConf) : current.get(old)!);
     const bound = await this.bindNewAddresses(pools, plan.pools.map((p) => p.conf));
     plan.pools.forEach(({ conf: poolConf, old, change }, i) => {

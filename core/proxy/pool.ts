@@ -26,6 +26,8 @@ import { ClusterWatcher, type ClusterLayout } from "../cluster/watcher.ts";
 import { clusterConf } from "../cluster/placement.ts";
 import { Redirect, redirectOf } from "../cluster/redirect.ts";
 import type { SlotMap } from "../cluster/slots.ts";
+import { Migration, type MigrationStatus } from "../migration/migration.ts";
+import { MigrationMode } from "../conf/types.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -40,6 +42,10 @@ export class Pool {
   sentinel: SentinelWatcher | null = null;
   /** Following a Redis Cluster's slot map (`distribution: redis_cluster`), else null. */
   cluster: ClusterWatcher | null = null;
+  /** Moving keys from an old ring to this pool's ring (after a reload changed `servers:`), else null. */
+  migration: Migration | null = null;
+  /** The last migration that ended (what GET /pools/<pool>/migration shows once it is done). */
+  private lastMigration: Migration | null = null;
   /** The cluster's layout as last refreshed (null before the first answer). */
   private layout: ClusterLayout | null = null;
   private fileConf: PoolConf;
@@ -96,9 +102,14 @@ export class Pool {
     return this.clientLimits;
   }
 
-  /** The shard owning key buf[start, end) now; null when every server is ejected. */
+  /**
+   * The shard owning key buf[start, end) now; null when every server is ejected. During a
+   * migration, a key that moves gets the route of its (old owner, new owner) pair.
+   */
   route(buf: Uint8Array, start: number, end: number): Shard | null {
-    return this.topology.route(buf, start, end);
+    const to = this.topology.route(buf, start, end);
+    const migration = this.migration;
+    return migration === null || to === null ? to : migration.routeOf(buf, start, end, to);
   }
 
   /** The node of `shard` that serves `req` now: its master for writes, per read_policy for reads. */
@@ -145,10 +156,14 @@ export class Pool {
    * @example pool.apply(newConf.pools[0])
    */
   apply(conf: PoolConf): void {
+    const before = this.topology;
+    const migrate = conf.migration !== MigrationMode.None && this.migration === null &&
+      ringSignature(conf) !== ringSignature(before.conf);
     this.fileConf = conf;
     this.clientLimits = limitsFor(conf, this.base.limitOverrides);
     this.env = this.makeEnv(conf);
-    this.rebuild();
+    this.rebuild(migrate ? before.servers : []);
+    if (migrate) this.startMigration(before, this.topology, false);
     if (conf.preconnect) this.preconnect();
     this.monitor.start();
     this.followSentinels(conf);
@@ -166,11 +181,65 @@ export class Pool {
     if (this.sentinel !== null && reply !== null && startsWithReadonly(reply)) this.sentinel.demoted(shard.id);
   }
 
+  /**
+   * Why a reload to `conf` must wait, or null: a migration is running and `conf` would change
+   * the ring it moves keys to (POST /reload answers 409: finish or abort first).
+   */
+  reloadConflict(conf: PoolConf): string | null {
+    const migration = this.migration;
+    if (migration === null || ringSignature(conf) === ringSignature(migration.to.conf)) return null;
+    return `pool '${this.fileConf.name}' is migrating to its new servers; finish or abort the migration ` +
+      `(POST /pools/${this.fileConf.name}/migration/finish or /abort) before changing its servers again`;
+  }
+
+  /** The running migration's status, else the last one's, else null. */
+  migrationStatus(): MigrationStatus | null {
+    return (this.migration ?? this.lastMigration)?.status() ?? null;
+  }
+
+  /**
+   * Abort the running migration: the old ring is the pool's ring again, and keys that already
+   * moved are found (cache) or moved back (store) by the same rules. False when none runs.
+   */
+  abortMigration(): boolean {
+    const running = this.migration;
+    if (running === null) return false;
+    running.stop();
+    this.topology = running.from;
+    this.startMigration(running.to, running.from, !running.reverse);
+    return true;
+  }
+
+  private startMigration(from: Topology, to: Topology, reverse: boolean): void {
+    const migration: Migration = new Migration({
+      clock: this.base.clock,
+      log: this.base.log,
+      conf: { ...this.fileConf, migration: this.migration?.mode ?? this.fileConf.migration },
+      from,
+      to,
+      reverse,
+      onDone: () => this.migrationDone(migration),
+    });
+    this.migration = migration;
+    migration.start();
+  }
+
+  /** One ring again: the old ring's servers the pool no longer has close once they owe no replies. */
+  private migrationDone(migration: Migration): void {
+    if (this.migration !== migration) return;
+    this.migration = null;
+    this.lastMigration = migration;
+    const now = new Set(this.topology.servers);
+    for (const server of migration.from.servers) if (!now.has(server)) server.retire();
+  }
+
   /** A new topology from the file config and Sentinel's placements, keeping matching servers. */
-  private rebuild(): void {
+  private rebuild(alsoInUse: readonly Server[] = []): void {
     const kept = new Map(this.topology.servers.map((server) => [serverKey(server.conf), server]));
     this.topology = this.layoutTopology(kept);
-    for (const gone of kept.values()) gone.retire();
+    // A migration still reads its old ring's servers: they close when it is done.
+    const migrating = new Set([...(this.migration?.from.servers ?? []), ...alsoInUse]);
+    for (const gone of kept.values()) if (!migrating.has(gone)) gone.retire();
     // Sentinel may have brought the first replicas: their checks start now.
     this.monitor.start();
   }
@@ -332,6 +401,7 @@ export class Pool {
 
   /** Close every server connection now (shutdown). */
   close(): void {
+    this.migration?.stop();
     this.monitor.stop();
     this.sentinel?.stop();
     this.cluster?.stop();
@@ -340,6 +410,7 @@ export class Pool {
 
   /** Removed by a reload: close each server connection once it owes no replies. */
   retire(): void {
+    this.migration?.stop();
     this.monitor.stop();
     this.sentinel?.stop();
     this.cluster?.stop();
@@ -402,6 +473,12 @@ function startsWithReadonly(reply: Uint8Array): boolean {
 /** A replica is named in stats and on its connections as "shard/host:port". */
 function replicaConfs(shard: ShardConf): ServerConf[] {
   return shard.replicas.map((replica) => ({ ...replica, id: `${shard.primary.id}/${replica.id}` }));
+}
+
+/** What decides where keys live: equal signatures, equal rings (a migration starts when it changes). */
+function ringSignature(conf: PoolConf): string {
+  const shards = conf.shards.map((s) => `${s.primary.id}:${s.primary.weight}`);
+  return JSON.stringify([conf.distribution, conf.hash, conf.hashTag, shards]);
 }
 
 /** A server keeps its connections across a reload when its name and address stay the same. */

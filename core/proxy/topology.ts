@@ -19,6 +19,12 @@ export interface Shard {
   readonly master: Server;
   /** Never on the ring; reads may go to them per read_policy. */
   readonly replicas: readonly Server[];
+  /**
+   * Set on the routes of a migration's moving keys (migration.ts): the shard that owns them
+   * on the old ring and the one that owns them on the new ring; null on a ring's own shards.
+   */
+  readonly from: Shard | null;
+  readonly to: Shard | null;
 }
 
 /** Maps a key to the shard that owns it (a hash ring, or Redis Cluster's slots). */
@@ -75,7 +81,7 @@ export class Topology {
     this.conf = conf;
     this.clock = clock;
     this.slots = slots;
-    this.shards = masters.map((master, index) => ({ id: master.conf.id, index, master, replicas: replicas[index] }));
+    this.shards = masters.map((master, index) => ({ id: master.conf.id, index, master, replicas: replicas[index], from: null, to: null }));
     this.servers = [...masters, ...replicas.flat()];
     this.ring = this.buildRing();
   }

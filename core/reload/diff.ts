@@ -6,6 +6,7 @@
  */
 import type { PoolConf, ServerConf } from "../conf/types.ts";
 import { readPolicyName } from "../conf/replicas.ts";
+import { migrationModeName } from "../conf/migration.ts";
 import { formatAddr } from "../net.ts";
 import { PoolAction, type PoolChange } from "./types.ts";
 
@@ -70,8 +71,8 @@ export function describeChanges(old: PoolConf, conf: PoolConf): string[] {
   const out: string[] = [];
   for (const key of Object.keys(conf) as (keyof PoolConf)[]) {
     if (key === "shards" || key === "listen" || key === "listenText" || key === "name") continue;
-    const before = key === "readPolicy" ? readPolicyName(old.readPolicy) : show(old[key]);
-    const after = key === "readPolicy" ? readPolicyName(conf.readPolicy) : show(conf[key]);
+    const before = showSetting(old, key);
+    const after = showSetting(conf, key);
     if (before !== after) out.push(`${yamlKey(key)} ${key === "redisAuth" ? "changed" : `${before} -> ${after}`}`);
   }
   if (old.listenText !== conf.listenText) out.push(`listen ${old.listenText} -> ${conf.listenText}`);
@@ -110,6 +111,13 @@ function serverText(server: ServerConf): string {
 /** The key as nutcracker.yml spells it: redisDb -> redis_db. */
 function yamlKey(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** A setting as written in YAML: codes by their names. */
+function showSetting(conf: PoolConf, key: keyof PoolConf): string {
+  if (key === "readPolicy") return readPolicyName(conf.readPolicy);
+  if (key === "migration") return migrationModeName(conf.migration);
+  return show(conf[key]);
 }
 
 function show(value: unknown): string {

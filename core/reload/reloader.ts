@@ -7,7 +7,9 @@ import type { Conf } from "../conf/types.ts";
 import type { Clock } from "../net.ts";
 import type { Logger } from "../log.ts";
 import type { Proxy } from "../proxy/mod.ts";
-import { type PoolChange, PoolAction, type ReloadReport, ReloadResult, type Reloader, type ReloadStatus } from "./types.ts";
+import {
+  type PoolChange, PoolAction, ReloadConflictError, type ReloadReport, ReloadResult, type Reloader, type ReloadStatus,
+} from "./types.ts";
 
 export interface ReloaderDeps {
   readonly clock: Clock;
@@ -34,14 +36,15 @@ export function createReloader(proxy: Proxy, readConf: () => Conf, deps: Reloade
       const error = err instanceof Error ? err.message : String(err);
       if (!dryRun) record(ReloadResult.Error, error);
       deps.log.error(`reload${dryRun ? " (dry run)" : ""} failed, the running config is unchanged: ${error}`);
-      return { result: ReloadResult.Error, dryRun, generation, changes: [], error };
+      const conflict = err instanceof ReloadConflictError;
+      return { result: ReloadResult.Error, dryRun, generation, changes: [], error, conflict };
     }
     if (!dryRun) {
       generation++;
       record(ReloadResult.Ok, null);
       deps.log.notice(`reload applied, generation ${generation}: ${summary(changes)}`);
     }
-    return { result: ReloadResult.Ok, dryRun, generation, changes, error: null };
+    return { result: ReloadResult.Ok, dryRun, generation, changes, error: null, conflict: false };
   };
 
   const record = (result: ReloadResult, error: string | null) => {

@@ -44,7 +44,12 @@ export interface ReloadReport {
   readonly changes: readonly PoolChange[];
   /** The error (a ConfError's message with file:line, pool and key; or a bind failure), else null. */
   readonly error: string | null;
+  /** The file is valid but conflicts with the running state (a pool still migrating): try again later. */
+  readonly conflict?: boolean;
 }
+
+/** A valid config the proxy cannot take now (a pool still migrating would change its ring again). */
+export class ReloadConflictError extends Error {}
 
 /** The running reload state, for /pools, /metrics and the dashboard. */
 export interface ReloadStatus {

@@ -363,15 +363,15 @@ export class Supervisor implements Reloader {
     if (failed.length > 0) {
       if (!dryRun) await this.rollBack(results);
       const first = failed[0];
-      return this.reloadFailed(dryRun, `${first.proc.name}: ${first.report.error}`);
+      return this.reloadFailed(dryRun, `${first.proc.name}: ${first.report.error}`, failed.some((r) => r.report.conflict));
     }
     const changes: readonly PoolChange[] = results[0]?.report.changes ?? [];
-    if (dryRun) return { result: ReloadResult.Ok, dryRun, generation: this.reloadGeneration, changes, error: null };
+    if (dryRun) return { result: ReloadResult.Ok, dryRun, generation: this.reloadGeneration, changes, error: null, conflict: false };
     this.conf = next;
     this.reloadGeneration++;
     this.record(ReloadResult.Ok, null);
     this.deps.log.notice(`reload applied by ${procs.length} workers, generation ${this.reloadGeneration}`);
-    return { result: ReloadResult.Ok, dryRun, generation: this.reloadGeneration, changes, error: null };
+    return { result: ReloadResult.Ok, dryRun, generation: this.reloadGeneration, changes, error: null, conflict: false };
   }
 
   private async reloadOne(proc: Proc, conf: ConfText, dryRun: boolean): Promise<{ proc: Proc; report: ReloadReport }> {
@@ -380,7 +380,7 @@ export class Supervisor implements Reloader {
       if (msg.t === "reloaded") return { proc, report: msg.report };
       throw new Error("unexpected answer");
     } catch (err) {
-      const report = { result: ReloadResult.Error, dryRun, generation: this.reloadGeneration, changes: [], error: errorText(err) };
+      const report = { result: ReloadResult.Error, dryRun, generation: this.reloadGeneration, changes: [], error: errorText(err), conflict: false };
       return { proc, report };
     }
   }
@@ -392,6 +392,8 @@ export class Supervisor implements Reloader {
         const back = await this.reloadOne(proc, this.conf, false);
         if (back.report.result === ReloadResult.Ok) return;
       }
+      // A worker that refused the file because it is migrating still runs its config: keep it.
+      if (report.conflict) return;
       this.deps.log.error(`${proc.name} is replaced by a worker on the previous configuration`);
       await this.stopProc(proc, this.opts.graceMs);
       if (this.stopping || this.current[proc.slot] !== proc) return;
@@ -400,10 +402,10 @@ export class Supervisor implements Reloader {
     }));
   }
 
-  private reloadFailed(dryRun: boolean, error: string): ReloadReport {
+  private reloadFailed(dryRun: boolean, error: string, conflict = false): ReloadReport {
     if (!dryRun) this.record(ReloadResult.Error, error);
     this.deps.log.error(`reload${dryRun ? " (dry run)" : ""} failed, the running config is unchanged: ${error}`);
-    return { result: ReloadResult.Error, dryRun, generation: this.reloadGeneration, changes: [], error };
+    return { result: ReloadResult.Error, dryRun, generation: this.reloadGeneration, changes: [], error, conflict };
   }
 
   private record(result: ReloadResult, error: string | null): void {

@@ -1,0 +1,33 @@
+/**
+ * The keys a request names, read back from the bytes the proxy forwards (a whole request
+ * or a fragment of a multi-key one). Only requests for moving keys are read twice, so the
+ * proxy's hot path stays as it is.
+ */
+import { lookupCommand } from "../redis/commands.ts";
+import { keyPositions } from "../redis/keys.ts";
+import { parseRequest as parseRedis, RequestSlots } from "../redis/request.ts";
+import { McRequest, parseRequest as parseMemcache } from "../memcache/request.ts";
+
+/** The keys of one Redis request, in the order the command names them (empty when none). */
+export function redisKeys(bytes: Uint8Array): Uint8Array[] {
+  const slots = new RequestSlots();
+  if (parseRedis(bytes, 0, slots) < 0 || slots.argc === 0) return [];
+  const buf = slots.argBuf;
+  const spec = lookupCommand(buf, slots.argStart[0], slots.argEnd[0]);
+  if (spec === undefined) return [];
+  const positions: number[] = [];
+  if (keyPositions(spec.keys, buf, slots, positions) <= 0) {
+    if (spec.firstKey === 0 || spec.firstKey >= slots.argc) return [];
+    positions.push(spec.firstKey);
+  }
+  return positions.map((i) => buf.slice(slots.argStart[i], slots.argEnd[i]));
+}
+
+/** The keys of one memcached request, and its command (a McCmd code). */
+export function memcacheKeys(bytes: Uint8Array): { cmd: number; keys: Uint8Array[] } {
+  const req = new McRequest();
+  if (parseMemcache(bytes, 0, req) < 0) return { cmd: 0, keys: [] };
+  const keys: Uint8Array[] = [];
+  for (let k = 0; k < req.keyCount; k++) keys.push(bytes.slice(req.keyStart[k], req.keyEnd[k]));
+  return { cmd: req.cmd, keys };
+}
