@@ -4,7 +4,8 @@
  * (three masters with a replica each; one cluster start for the file): the panel shows each
  * master with the slot ranges the cluster itself reports and a fresh slot map; after a
  * reshard, a request to a moved slot counts a MOVED and the panel shows the new ranges; a
- * cluster pool whose seed does not answer shows "no slot map yet" and the refresh error; a
+ * cluster pool whose seed does not answer shows "no slot map yet" and the refresh error (and
+ * /metrics counts the failed refreshes); a
  * pool without redis_cluster shows no cluster panel. Screenshots of the panel at a phone and
  * a wide size are written as artifacts (not committed) to $TEST_ARTIFACTS or the temp directory.
  */
@@ -121,6 +122,11 @@ describe("the dashboard's Redis Cluster panel in headless Chromium", { skip: has
     assert.match(String(await page.eval(textOf(`${panel("lost")} .error`))),
       /^last refresh error at \d\d:\d\d:\d\d: no cluster node answered CLUSTER SLOTS \(127\.0\.0\.1:\d+: .+\)$/);
     assert.match(String(await page.eval(textOf(`${panel("lost")} .refresh`))), /^never refreshed · every 5 s · 0 refreshes, [1-9]\d* failed$/);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^nutcracker_cluster_refresh_errors_total\{pool="lost"\} [1-9]\d*$/m);
+    assert.match(metrics, /^nutcracker_cluster_refresh_errors_total\{pool="shop"\} 0$/m);
+    assert.match(metrics, /^nutcracker_cluster_last_refresh_timestamp_seconds\{pool="lost"\} 0$/m);
+    assert.match(metrics, /^nutcracker_client_requests_total\{pool="shop"\} 1$/m, "the one SET of the MOVED step");
   });
 
   it("shows no cluster panel for a pool without redis_cluster, and no Sentinel panel for the cluster pools", async () => {
