@@ -67,7 +67,10 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
   async function misplaced(servers: ServerProcess[], all: ServerProcess[]): Promise<string[]> {
     const seen = new Map<string, number[]>();
     for (const [i, server] of all.entries()) {
-      for (const key of await keysOn(server)) seen.set(key, [...(seen.get(key) ?? []), i]);
+      for (const key of await keysOn(server)) {
+        // The proxy's own coordination keys (the migration record, the go marker) stay where they were written.
+        if (!key.startsWith("twemproxy-ts:")) seen.set(key, [...(seen.get(key) ?? []), i]);
+      }
     }
     const spec = ring(servers);
     const wrong: string[] = [];
@@ -172,7 +175,7 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
   it("3 -> 2: the removed server's keys move to the others", async () => {
     await migrateUnderLoad([r[0], r[2]]);
     assert.deepEqual((await misplaced([r[0], r[2]], r)).slice(0, 5), []);
-    assert.deepEqual(await keysOn(r[1]), [], "the removed server is empty");
+    assert.deepEqual((await keysOn(r[1])).filter((k) => !k.startsWith("twemproxy-ts:")), [], "the removed server is empty");
     await checkTotals();
     await checkData();
   });

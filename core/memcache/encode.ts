@@ -4,6 +4,7 @@
  * the original request with one token (noreply / q) cut out. Everything else is
  * forwarded as the client sent it.
  */
+import { copyBytes } from "../bytes.ts";
 import type { McRequest } from "./request.ts";
 import { McCmd } from "./request.ts";
 
@@ -48,8 +49,7 @@ export function encodeRetrieval(
 /** Writes " " + src[start, end) at out[at]; returns the offset past it. */
 function put(out: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
   out[at] = 0x20;
-  out.set(src.subarray(start, end), at + 1);
-  return at + 1 + end - start;
+  return copyBytes(out, at + 1, src, start, end);
 }
 
 /** The fragment of a parsed get/gets/gat/gats holding the keys with the indexes in pick. */

@@ -8,19 +8,24 @@ import { keyPositions } from "../redis/keys.ts";
 import { parseRequest as parseRedis, RequestSlots } from "../redis/request.ts";
 import { McRequest, parseRequest as parseMemcache } from "../memcache/request.ts";
 
-/** The keys of one Redis request, in the order the command names them (empty when none). */
-export function redisKeys(bytes: Uint8Array): Uint8Array[] {
+/** One Redis request's arguments (the command name first) and its keys, in the order the command names them. */
+export function redisRequest(bytes: Uint8Array): { args: Uint8Array[]; keys: Uint8Array[] } {
   const slots = new RequestSlots();
-  if (parseRedis(bytes, 0, slots) < 0 || slots.argc === 0) return [];
+  if (parseRedis(bytes, 0, slots) < 0 || slots.argc === 0) return { args: [], keys: [] };
   const buf = slots.argBuf;
+  const args = Array.from({ length: slots.argc }, (_, i) => buf.subarray(slots.argStart[i], slots.argEnd[i]));
   const spec = lookupCommand(buf, slots.argStart[0], slots.argEnd[0]);
-  if (spec === undefined) return [];
+  if (spec === undefined) return { args, keys: [] };
   const positions: number[] = [];
   if (keyPositions(spec.keys, buf, slots, positions) <= 0) {
-    if (spec.firstKey === 0 || spec.firstKey >= slots.argc) return [];
-    positions.push(spec.firstKey);
+    if (spec.firstKey > 0 && spec.firstKey < slots.argc) positions.push(spec.firstKey);
   }
-  return positions.map((i) => buf.slice(slots.argStart[i], slots.argEnd[i]));
+  return { args, keys: positions.map((i) => args[i]) };
+}
+
+/** The keys of one Redis request (empty when none). */
+export function redisKeys(bytes: Uint8Array): Uint8Array[] {
+  return redisRequest(bytes).keys;
 }
 
 /** The keys of one memcached request, and its command (a McCmd code). */

@@ -20,10 +20,11 @@ import { errorReply } from "../redis/encode.ts";
 import type { Req, ReplyGuard } from "../proxy/req.ts";
 import type { Server } from "../proxy/server.ts";
 import type { Shard, Topology } from "../proxy/topology.ts";
-import { ask, type CacheCopier, memcacheCopier, redisCopier } from "./copy.ts";
-import { memcacheKeys, redisKeys } from "./keys.ts";
-import { command, integerOf, scanReply } from "./resp.ts";
-import { MOVER_CLIENT, moveBatch, type MoveTarget, settleKeys, Target } from "./store.ts";
+import { type CacheCopier, memcacheCopier, redisCopier } from "./copy.ts";
+import { memcacheKeys, redisRequest } from "./keys.ts";
+import { type MoveTarget, settle, Target } from "./store.ts";
+import { MOVER_PHASE_NAMES, Mover, MoverPhase } from "./mover.ts";
+import { goMarker, ringId } from "./coordination.ts";
 
 export const MigrationPhase = {
   /** Moving keys (store) or warming the new ring up (cache). */
@@ -50,31 +51,14 @@ export interface MigrationDeps {
   readonly reverse: boolean;
   /** Called once when it is done: the pool keeps `to` as its only ring. */
   readonly onDone: () => void;
+  /** This proxy's identity among the proxies of the pool (store mode's mover lease). */
+  readonly proxyId: string;
 }
 
 /** The client a request of a moving key comes from: its id picks connections; sendTo forwards in its order. */
 export interface MigrationClient {
   readonly id: number;
   sendTo(req: Req, node: Server): void;
-}
-
-/** One old server's progress through the background mover (store). */
-interface Source {
-  readonly shard: Shard;
-  cursor: string;
-  scanned: number;
-  moved: number;
-  /** Keys on the server when the mover started (DBSIZE), for the estimate. */
-  keysAtStart: number;
-  done: boolean;
-  errors: number;
-}
-
-/** A key larger than the big-key limit, left on its old owner, which keeps serving it. */
-interface BigKey {
-  readonly key: Uint8Array;
-  readonly source: Shard;
-  readonly to: Shard;
 }
 
 export class Migration {
@@ -92,10 +76,13 @@ export class Migration {
   private readonly copier: CacheCopier;
   /** One route object per (old owner, new owner) pair, so multi-key requests group by pair. */
   private readonly pairs = new Map<string, Shard>();
-  private readonly sources: Source[] = [];
-  private readonly bigKeys: BigKey[] = [];
+  /** store: the background mover (driving or following another proxy's). */
+  private readonly mover: Mover | null;
+  /** The rings' identities (connection names, the go marker). */
+  readonly fromId: string;
+  readonly toId: string;
   private timer: unknown = null;
-  private lastLogAt = 0;
+  private logTimer: unknown = null;
 
   constructor(deps: MigrationDeps) {
     this.deps = deps;
@@ -105,6 +92,28 @@ export class Migration {
     this.reverse = deps.reverse;
     this.startedAt = deps.clock.now();
     this.copier = deps.conf.redis ? redisCopier : memcacheCopier;
+    this.fromId = ringId(deps.from.conf);
+    this.toId = ringId(deps.to.conf);
+    this.mover = this.mode === MigrationMode.Store ? this.makeMover() : null;
+  }
+
+  private makeMover(): Mover {
+    const deps = this.deps;
+    return new Mover({
+      clock: deps.clock,
+      pool: deps.conf.name,
+      from: deps.from,
+      to: deps.to,
+      fromId: this.fromId,
+      toId: this.toId,
+      proxyId: deps.proxyId,
+      rate: () => deps.conf.migrationRate,
+      target: (to) => this.targetOf(to),
+      fromServers: deps.from.conf.shards.map((s) => s.primary.text),
+      failed: (message) => this.failed(message),
+      notice: (message) => this.log(message),
+      onDone: () => this.complete(),
+    });
   }
 
   get name(): string {
@@ -114,14 +123,18 @@ export class Migration {
   /** Begin: the warmup timer (cache) or the background mover (store). */
   start(): void {
     this.log(`${migrationModeName(this.mode)} migration ${this.reverse ? "back to the old ring (abort)" : "to the new ring"} started`);
-    if (this.mode === MigrationMode.Cache) {
-      this.timer = this.deps.clock.setTimer(() => this.complete(), this.deps.conf.migrationWarmup);
-      return;
-    }
-    for (const shard of this.from.shards) {
-      this.sources.push({ shard, cursor: "0", scanned: 0, moved: 0, keysAtStart: 0, done: false, errors: 0 });
-    }
-    for (const source of this.sources) void this.moveFrom(source);
+    this.logEvery();
+    if (this.mover !== null) return this.mover.start();
+    this.timer = this.deps.clock.setTimer(() => this.complete(), this.deps.conf.migrationWarmup);
+  }
+
+  /** One progress line every 10 s while it runs. */
+  private logEvery(): void {
+    this.logTimer = this.deps.clock.setTimer(() => {
+      if (this.phase === MigrationPhase.Done) return;
+      this.log(this.summary());
+      this.logEvery();
+    }, LOG_EVERY_MS);
   }
 
   /** The route of a key whose new owner is `to`: `to` itself, or the pair route when the key moves. */
@@ -152,16 +165,19 @@ export class Migration {
   private forwardStore(req: Req, route: Shard, client: MigrationClient, next: () => void): void {
     const from = route.from!;
     const to = route.to!;
-    void settleKeys(redisKeys(req.bytes), from.master, this.targetOf(to), client.id).then((target) => {
-      if (typeof target === "string") {
-        this.failed(target);
-        req.finish(errorReply(`TRYAGAIN key migration failed, retry: ${target}`));
-      } else if (target === Target.Split) {
+    const { args, keys } = redisRequest(req.bytes);
+    void settle(args, keys, from.master, this.targetOf(to), client.id).then((settled) => {
+      if (typeof settled === "string") {
+        this.failed(settled);
+        req.finish(errorReply(`TRYAGAIN key migration failed, retry: ${settled}`));
+      } else if (settled.target === Target.Split) {
         this.counts.refused++;
         req.finish(SPLIT_REPLY);
+      } else if (settled.target === Target.Here) {
+        this.counts.servedOld++;
+        req.finish(settled.reply);
       } else {
-        if (target === Target.Old) this.counts.servedOld++;
-        client.sendTo(req, target === Target.Old ? from.master : to.master);
+        client.sendTo(req, to.master);
       }
       next();
     });
@@ -170,78 +186,14 @@ export class Migration {
   private targetOf(to: Shard): MoveTarget {
     const conf = this.deps.conf;
     return {
+      marker: goMarker(conf.name, this.fromId),
+      markerValue: this.toId,
       addr: to.master.conf.addr,
       db: conf.redisDb,
       timeoutMs: Math.max(conf.timeout ?? 0, MIGRATE_TIMEOUT_MS),
       bigKeyBytes: BIG_KEY_BYTES,
       auth: conf.redisAuth,
     };
-  }
-
-  /** One old server: SCAN it through, moving each batch of moving keys, at the pool's rate. */
-  private async moveFrom(source: Source): Promise<void> {
-    source.keysAtStart = integerOf(await ask(source.shard.master, MOVER_CLIENT, command("DBSIZE"))) ?? 0;
-    while (!source.done && this.phase !== MigrationPhase.Done) {
-      if (this.phase === MigrationPhase.Paused) {
-        await this.sleep(PAUSED_POLL_MS);
-        continue;
-      }
-      const page = scanReply(await ask(source.shard.master, MOVER_CLIENT, command("SCAN", source.cursor, "COUNT", String(SCAN_COUNT))));
-      if (page === null) {
-        source.errors++;
-        this.failed(`SCAN on ${source.shard.master.conf.id} failed`);
-        await this.sleep(RETRY_MS);
-        continue;
-      }
-      source.scanned += page.keys.length;
-      const moved = await this.moveKeys(source, page.keys);
-      source.cursor = page.cursor;
-      if (page.cursor === "0") source.done = true;
-      this.progressLog();
-      await this.sleep(this.deps.conf.migrationRate === 0 ? 0 : (moved * 1000) / this.deps.conf.migrationRate);
-    }
-    if (this.sources.every((s) => s.done)) this.moverFinished();
-  }
-
-  /** Moves the keys of one SCAN page that leave `source`; returns how many moved. */
-  private async moveKeys(source: Source, keys: readonly Uint8Array[]): Promise<number> {
-    let moved = 0;
-    for (const [to, group] of this.leaving(source.shard, keys)) {
-      const result = await moveBatch(group, source.shard.master, this.targetOf(to));
-      if (typeof result === "string") {
-        source.errors++;
-        this.failed(result);
-        continue;
-      }
-      moved += result.moved;
-      for (const key of result.big) this.bigKeys.push({ key, source: source.shard, to });
-    }
-    source.moved += moved;
-    return moved;
-  }
-
-  /** The keys of `keys` that `shard` owns on the old ring and another shard on the new, by new owner. */
-  private leaving(shard: Shard, keys: readonly Uint8Array[]): Map<Shard, Uint8Array[]> {
-    const out = new Map<Shard, Uint8Array[]>();
-    for (const key of keys) {
-      if (startsWith(key, OWN_PREFIX)) continue;
-      if (this.from.route(key, 0, key.length)?.id !== shard.id) continue;
-      const to = this.to.route(key, 0, key.length);
-      if (to === null || to.id === shard.id) continue;
-      const group = out.get(to);
-      if (group === undefined) out.set(to, [key]);
-      else group.push(key);
-    }
-    return out;
-  }
-
-  private moverFinished(): void {
-    if (this.phase === MigrationPhase.Done) return;
-    if (this.bigKeys.length > 0) {
-      this.log(`every old server was scanned; ${this.bigKeys.length} big key(s) stay on their old servers until POST /pools/${this.name}/migration/finish moves them`);
-      return;
-    }
-    this.complete();
   }
 
   // ---- cache mode ----
@@ -300,16 +252,19 @@ export class Migration {
 
   // ---- control and status ----
 
+  /** store: the background mover waits (requests still follow the per-key rule). */
   pause(): boolean {
-    if (this.mode !== MigrationMode.Store || this.phase !== MigrationPhase.Moving) return false;
+    if (this.mover === null || this.phase !== MigrationPhase.Moving) return false;
     this.phase = MigrationPhase.Paused;
+    this.mover.paused = true;
     this.log("paused");
     return true;
   }
 
   resume(): boolean {
-    if (this.phase !== MigrationPhase.Paused) return false;
+    if (this.mover === null || this.phase !== MigrationPhase.Paused) return false;
     this.phase = MigrationPhase.Moving;
+    this.mover.paused = false;
     this.log("resumed");
     return true;
   }
@@ -320,27 +275,20 @@ export class Migration {
    */
   async finish(): Promise<string> {
     if (this.phase === MigrationPhase.Done) return "already done";
-    if (this.mode === MigrationMode.Cache) {
+    if (this.mover === null) {
       this.complete();
       return "done";
     }
-    if (!this.sources.every((s) => s.done)) return "the background mover has not scanned every old server yet";
-    for (const big of this.bigKeys.splice(0)) {
-      const result = await moveBatch([big.key], big.source.master, { ...this.targetOf(big.to), bigKeyBytes: Number.MAX_SAFE_INTEGER });
-      if (typeof result === "string") {
-        this.bigKeys.push(big);
-        this.failed(result);
-        return `moving a big key failed: ${result}`;
-      }
-    }
-    this.complete();
-    return "done";
+    const refused = await this.mover.moveBigKeys();
+    return refused ?? "done";
   }
 
   /** Stop without completing (the pool replaces it by the reverse migration, or closes). */
   stop(): void {
-    if (this.timer !== null) this.deps.clock.clearTimer(this.timer);
+    for (const timer of [this.timer, this.logTimer]) if (timer !== null) this.deps.clock.clearTimer(timer);
     this.timer = null;
+    this.logTimer = null;
+    this.mover?.stop();
     this.phase = MigrationPhase.Done;
   }
 
@@ -356,7 +304,7 @@ export class Migration {
   status(): MigrationStatus {
     const now = this.deps.clock.now();
     const elapsed = Math.max((this.finishedAt || now) - this.startedAt, 1) / 1000;
-    const sources = this.sources.map((s) => {
+    const sources = (this.mover?.sources ?? []).map((s) => {
       const remaining = s.done ? 0 : Math.max(s.keysAtStart - s.scanned, 0);
       const rate = s.scanned / elapsed;
       return {
@@ -373,7 +321,9 @@ export class Migration {
     const moved = sources.reduce((n, s) => n + s.keys_moved, 0);
     return {
       mode: migrationModeName(this.mode),
-      phase: this.mode === MigrationMode.Cache && this.phase === MigrationPhase.Moving ? "warmup" : PHASE_NAMES[this.phase],
+      phase: this.phaseName(),
+      driver: this.mover?.isDriver ?? false,
+      waiting_for: this.mover?.waitingFor ?? [],
       reverse: this.reverse,
       started_at: new Date(this.startedAt).toISOString(),
       finished_at: this.finishedAt === 0 ? null : new Date(this.finishedAt).toISOString(),
@@ -384,7 +334,7 @@ export class Migration {
       eta_seconds: this.mode === MigrationMode.Cache
         ? Math.max(0, Math.round((this.startedAt + this.deps.conf.migrationWarmup - now) / 1000))
         : Math.round(etaSeconds),
-      big_keys_left: this.bigKeys.length,
+      big_keys_left: this.mover?.bigKeys.length ?? 0,
       requests: this.counts.requests,
       fallback_hits: this.counts.fallbackHits,
       fallback_misses: this.counts.fallbackMisses,
@@ -392,23 +342,23 @@ export class Migration {
       removed_old: this.counts.removedOld,
       served_by_old: this.counts.servedOld,
       refused: this.counts.refused,
-      errors: this.counts.errors + this.sources.reduce((n, s) => n + s.errors, 0),
+      errors: this.counts.errors + sources.reduce((n, s) => n + s.errors, 0),
       last_error: this.lastError,
       sources,
     };
+  }
+
+  /** "warmup" (cache), the mover's phase (store: following, waiting_for_proxies, moving, ...), "paused" or "done". */
+  private phaseName(): string {
+    if (this.phase !== MigrationPhase.Moving) return PHASE_NAMES[this.phase];
+    if (this.mover === null) return "warmup";
+    return MOVER_PHASE_NAMES[this.mover.phase];
   }
 
   private failed(message: string): void {
     this.counts.errors++;
     this.lastError = message;
     this.deps.log.error(`pool '${this.name}': migration: ${message}`);
-  }
-
-  private progressLog(): void {
-    const now = this.deps.clock.now();
-    if (now - this.lastLogAt < LOG_EVERY_MS) return;
-    this.lastLogAt = now;
-    this.log(this.summary());
   }
 
   private summary(): string {
@@ -421,15 +371,16 @@ export class Migration {
     this.deps.log.notice(`pool '${this.name}': migration: ${text}`);
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.deps.clock.setTimer(resolve, ms));
-  }
 }
 
 /** GET /pools/<pool>/migration, in the admin API's snake_case. */
 export interface MigrationStatus {
   readonly mode: string;
   readonly phase: string;
+  /** store: this proxy runs the background mover (else another proxy does). */
+  readonly driver: boolean;
+  /** store: proxies (address and connection name) the migration waits for to reload. */
+  readonly waiting_for: readonly string[];
   readonly reverse: boolean;
   readonly started_at: string;
   readonly finished_at: string | null;
@@ -470,7 +421,7 @@ const Use = {
 type Use = (typeof Use)[keyof typeof Use];
 
 function redisUse(req: Req): { keys: Uint8Array[]; use: Use } {
-  const keys = redisKeys(req.bytes);
+  const { keys } = redisRequest(req.bytes);
   if (req.read) return { keys, use: Use.Read };
   return { keys, use: REDIS_REPLACING.has(req.command) ? Use.Replace : Use.NeedsValue };
 }
@@ -506,21 +457,11 @@ function memcacheMissed(reply: Uint8Array | null, keys: number): boolean {
 }
 
 const SPLIT_REPLY = errorReply("TRYAGAIN Multiple keys request during a migration, some keys are big and not moved yet");
-/** Keys the proxy keeps for itself on the servers are never moved. */
-const OWN_PREFIX = new TextEncoder().encode("twemproxy-ts:");
-/** SCAN's COUNT per page. */
-const SCAN_COUNT = 100;
 /** A key larger than this is not MIGRATEd in one piece by the mover or a request (~10 ms of copying). */
 export const BIG_KEY_BYTES = 8 * 1024 * 1024;
 /** MIGRATE's I/O timeout when the pool's timeout is shorter or unset. */
 const MIGRATE_TIMEOUT_MS = 5000;
-const PAUSED_POLL_MS = 200;
-const RETRY_MS = 1000;
 const LOG_EVERY_MS = 10_000;
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  return key.length >= prefix.length && prefix.every((byte, i) => key[i] === byte);
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);

@@ -1,46 +1,55 @@
 /**
- * Store mode's per-key rule, run atomically on a key's old owner: a key that is still there
- * moves to its new owner (MIGRATE) before any request touches it, unless it is big, in which
- * case it stays where it is and the old owner serves it. Every proxy sends each request of a
- * moving key through this script first, and no proxy ever writes a moving key to its old
- * owner otherwise, so a key is on exactly one server at every instant.
+ * Store mode's per-key rule, run atomically on a key's old owner (one Lua script): until the
+ * go marker is set the request runs right there, as on the old ring; after, a key that is
+ * still there moves to its new owner (MIGRATE) before the request is sent on, unless it is
+ * big, in which case the request runs on the old owner. Every proxy sends each request of a
+ * moving key through this script, and none writes a moving key to its old owner otherwise,
+ * so a key is on exactly one server at every instant.
  */
 import type { Addr } from "../net.ts";
 import type { Server } from "../proxy/server.ts";
 import { ask } from "./copy.ts";
 import { bulkArrayAt, command, errorOf, integerOf } from "./resp.ts";
 
-/** Where the request goes after the script ran. */
-export const Target = { New: 0, Old: 1, Split: 2 } as const;
+/** What the script did with a request: sent it on to the new owner, ran it on the old one, or refused it. */
+export const Target = { New: 0, Here: 1, Split: 2 } as const;
 export type Target = (typeof Target)[keyof typeof Target];
 
 /**
- * KEYS: the request's keys. ARGV: host, port, db, timeout ms, big-key bytes, [password].
- * Returns 0 (go to the new owner: nothing here, or moved now), 1 (every key is here and one is
- * big: serve here), 2 (some keys are here and big, others are not: the request cannot be served
- * by one server now).
+ * KEYS: the request's keys. ARGV: the go marker, the value that lets keys move, then host,
+ * port, db, timeout ms, big-key bytes, password ('' = none), then the request itself.
+ * Until the go marker says so, the request runs here (every proxy still uses the old owner);
+ * after, keys that are here move to the new owner first ({0}), except big ones: a request
+ * whose keys are all here runs here ({1, reply}); some big and here, others not: {2}.
  */
 const REQUEST_SCRIPT = `
+local function here()
+  local cmd = {}
+  for i = 9, #ARGV do cmd[#cmd + 1] = ARGV[i] end
+  return {1, redis.pcall(unpack(cmd))}
+end
+if redis.call('GET', ARGV[1]) ~= ARGV[2] then return here() end
 local present, seen, big = {}, {}, false
 for _, k in ipairs(KEYS) do
   local n = redis.call('MEMORY', 'USAGE', k)
   if n and not seen[k] then
     seen[k] = true
     present[#present + 1] = k
-    if n > tonumber(ARGV[5]) then big = true end
+    if n > tonumber(ARGV[7]) then big = true end
   end
 end
-if #present == 0 then return 0 end
+if #present == 0 then return {0} end
 if big then
-  if #present == #KEYS then return 1 end
-  return 2
+  if #present == #KEYS then return here() end
+  return {2}
 end
-${migrateCall("present")}
-return 0`;
+${migrateCall("present", 3)}
+return {0}`;
 
 /**
- * The background mover's batch. KEYS: keys that move to one destination. Same ARGV.
- * Moves the small ones that are here; returns {moved, {big keys left here}}.
+ * The background mover's batch. KEYS: keys that move to one destination. ARGV: host, port,
+ * db, timeout ms, big-key bytes, password ('' = none). Moves the small ones that are here;
+ * returns {moved, {big keys left here}}.
  */
 const BATCH_SCRIPT = `
 local small, bigs = {}, {}
@@ -51,14 +60,15 @@ for _, k in ipairs(KEYS) do
   end
 end
 if #small > 0 then
-  ${migrateCall("small")}
+  ${migrateCall("small", 1)}
 end
 return {#small, bigs}`;
 
-/** A MIGRATE of the keys in Lua table `list` to ARGV's destination, keeping TTLs. */
-function migrateCall(list: string): string {
-  return `local args = {'MIGRATE', ARGV[1], ARGV[2], '', ARGV[3], ARGV[4], 'REPLACE'}
-  if ARGV[6] then args[#args + 1] = 'AUTH'; args[#args + 1] = ARGV[6] end
+/** A MIGRATE of the keys in Lua table `list` to the destination in ARGV[at..at+5], keeping TTLs. */
+function migrateCall(list: string, at: number): string {
+  const arg = (i: number) => `ARGV[${at + i}]`;
+  return `local args = {'MIGRATE', ${arg(0)}, ${arg(1)}, '', ${arg(2)}, ${arg(3)}, 'REPLACE'}
+  if ${arg(5)} ~= '' then args[#args + 1] = 'AUTH'; args[#args + 1] = ${arg(5)} end
   args[#args + 1] = 'KEYS'
   for _, k in ipairs(${list}) do args[#args + 1] = k end
   redis.call(unpack(args))`;
@@ -66,6 +76,9 @@ function migrateCall(list: string): string {
 
 /** Where MIGRATE sends keys, and how. */
 export interface MoveTarget {
+  /** The go marker's key and the value that lets keys move (the request script checks it). */
+  readonly marker: string;
+  readonly markerValue: string;
   readonly addr: Addr;
   readonly db: number;
   readonly timeoutMs: number;
@@ -73,31 +86,37 @@ export interface MoveTarget {
   readonly auth: string | null;
 }
 
-function scriptArgs(to: MoveTarget): string[] {
+function destination(to: MoveTarget): string[] {
   if (to.addr.kind !== "tcp") throw new Error("store migration needs host:port servers (MIGRATE cannot reach a unix socket)");
-  const args = [to.addr.host, String(to.addr.port), String(to.db), String(to.timeoutMs), String(to.bigKeyBytes)];
-  return to.auth === null ? args : [...args, to.auth];
+  return [to.addr.host, String(to.addr.port), String(to.db), String(to.timeoutMs), String(to.bigKeyBytes), to.auth ?? ""];
 }
 
-function evalCommand(script: string, keys: readonly Uint8Array[], to: MoveTarget): Uint8Array {
-  return command("EVAL", script, String(keys.length), ...keys, ...scriptArgs(to));
-}
+/** What settle() decided: go on to the new owner, the reply of the request run on the old one, or refused. */
+export type Settled = { target: typeof Target.New | typeof Target.Split } | { target: typeof Target.Here; reply: Uint8Array };
 
-/** Run the request rule for `keys` on their old owner `from`; an error text when it failed. */
-export async function settleKeys(
-  keys: readonly Uint8Array[], from: Server, to: MoveTarget, clientId: number,
-): Promise<Target | string> {
-  const reply = await ask(from, clientId, evalCommand(REQUEST_SCRIPT, keys, to));
-  const code = integerOf(reply);
-  if (code === Target.New || code === Target.Old || code === Target.Split) return code;
-  return errorOf(reply) ?? "unexpected reply to the migration script";
+/**
+ * Run the request rule on the old owner `from` for a request (its arguments and keys);
+ * an error text when the script failed.
+ */
+export async function settle(
+  args: readonly Uint8Array[], keys: readonly Uint8Array[], from: Server, to: MoveTarget, clientId: number,
+): Promise<Settled | string> {
+  const bytes = command("EVAL", REQUEST_SCRIPT, String(keys.length), ...keys, to.marker, to.markerValue, ...destination(to), ...args);
+  const reply = await ask(from, clientId, bytes);
+  if (reply === null || reply[0] !== 0x2a) return errorOf(reply) ?? "unexpected reply to the migration script";
+  // {code} or {1, reply}: the reply is what follows "*2\r\n:1\r\n", byte for byte.
+  const first = reply.indexOf(10) + 1;
+  const code = integerOf(reply.subarray(first));
+  if (code === Target.New || code === Target.Split) return { target: code };
+  if (code === Target.Here) return { target: code, reply: reply.slice(reply.indexOf(10, first) + 1) };
+  return "unexpected reply to the migration script";
 }
 
 /** Move a batch of keys from `from` to one destination; how many moved and the big ones left. */
 export async function moveBatch(
   keys: readonly Uint8Array[], from: Server, to: MoveTarget,
 ): Promise<{ moved: number; big: Uint8Array[] } | string> {
-  const reply = await ask(from, MOVER_CLIENT, evalCommand(BATCH_SCRIPT, keys, to));
+  const reply = await ask(from, MOVER_CLIENT, command("EVAL", BATCH_SCRIPT, String(keys.length), ...keys, ...destination(to)));
   if (reply === null || reply[0] !== 0x2a) return errorOf(reply) ?? "unexpected reply to the migration script";
   const moved = integerOf(reply.subarray(reply.indexOf(10) + 1));
   let at = reply.indexOf(10) + 1;

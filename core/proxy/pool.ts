@@ -28,6 +28,7 @@ import { Redirect, redirectOf } from "../cluster/redirect.ts";
 import type { SlotMap } from "../cluster/slots.ts";
 import { Migration, type MigrationStatus } from "../migration/migration.ts";
 import { MigrationMode } from "../conf/types.ts";
+import { migratingName, newProxyId, ringId, stableName, storePreamble } from "../migration/coordination.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -56,13 +57,18 @@ export class Pool {
   private readonly dedicated = { used: 0, max: 0 };
   private topology: Topology;
   private env: ServerEnv;
+  /** Store mode: what this pool's server connections are named (who routes how, for the other proxies). */
+  private connName = "";
+  private readonly proxyId: string;
   private clientLimits: ClientLimits;
   private readonly base: PoolBase;
   private readonly monitor: ReplicaMonitor | CopyMonitor;
 
   constructor(conf: PoolConf, base: PoolBase) {
     this.base = base;
+    this.proxyId = newProxyId(base.clock.now());
     this.fileConf = conf;
+    this.connName = stableName(conf.name, ringId(conf));
     this.clientLimits = limitsFor(conf, base.limitOverrides);
     this.env = this.makeEnv(conf);
     this.topology = this.layoutTopology(new Map());
@@ -161,8 +167,12 @@ export class Pool {
       ringSignature(conf) !== ringSignature(before.conf);
     this.fileConf = conf;
     this.clientLimits = limitsFor(conf, this.base.limitOverrides);
+    if (migrate) this.connName = migratingName(conf.name, ringId(before.conf), ringId(conf));
+    else if (this.migration === null) this.connName = stableName(conf.name, ringId(conf));
     this.env = this.makeEnv(conf);
     this.rebuild(migrate ? before.servers : []);
+    // The old ring's servers no longer listed keep serving the migration: renamed too.
+    if (migrate) for (const server of before.servers) server.adopt(server.conf, this.env);
     if (migrate) this.startMigration(before, this.topology, false);
     if (conf.preconnect) this.preconnect();
     this.monitor.start();
@@ -206,6 +216,7 @@ export class Pool {
     if (running === null) return false;
     running.stop();
     this.topology = running.from;
+    this.renameConnections(migratingName(this.fileConf.name, running.toId, running.fromId), running.to.servers);
     this.startMigration(running.to, running.from, !running.reverse);
     return true;
   }
@@ -218,6 +229,7 @@ export class Pool {
       from,
       to,
       reverse,
+      proxyId: this.proxyId,
       onDone: () => this.migrationDone(migration),
     });
     this.migration = migration;
@@ -229,8 +241,16 @@ export class Pool {
     if (this.migration !== migration) return;
     this.migration = null;
     this.lastMigration = migration;
+    this.renameConnections(stableName(this.fileConf.name, migration.toId), []);
     const now = new Set(this.topology.servers);
     for (const server of migration.from.servers) if (!now.has(server)) server.retire();
+  }
+
+  /** Store mode: connections carry a new name from now on (the old ones close once idle). */
+  private renameConnections(name: string, alsoServers: readonly Server[]): void {
+    this.connName = name;
+    this.env = this.makeEnv(this.fileConf);
+    for (const server of new Set([...this.topology.servers, ...alsoServers])) server.adopt(server.conf, this.env);
   }
 
   /** A new topology from the file config and Sentinel's placements, keeping matching servers. */
@@ -429,7 +449,7 @@ export class Pool {
       timeout: conf.timeout,
       keepAlive: conf.tcpkeepalive,
       connections: conf.serverConnections,
-      preamble: base.protocol.preamble(conf),
+      preamble: [...base.protocol.preamble(conf), ...this.storeSetup(conf)],
       // A cluster replica serves reads only on a connection that said READONLY.
       replicaPreamble: conf.distribution === REDIS_CLUSTER ? [READONLY_COMMAND] : [],
       poolStats: this.stats,
@@ -440,6 +460,17 @@ export class Pool {
       onEjected: (server) => this.ejected(server),
       observe: observe === null ? null : (server, req, reply, now) => observe(this, server, req, reply, now),
     };
+  }
+
+  /**
+   * Store mode: name each server connection for the other proxies, and (on a stable ring)
+   * refuse the connection when the servers say this ring's keys are moving away.
+   */
+  private storeSetup(conf: PoolConf): Uint8Array[] {
+    if (!conf.redis || conf.migration !== MigrationMode.Store) return [];
+    const name = this.connName;
+    const stable = stableName(conf.name, "");
+    return storePreamble(conf.name, name, name.startsWith(stable) ? name.slice(stable.length) : null);
   }
 
   private ejected(server: Server): void {

@@ -4,7 +4,7 @@
  * Constant replies are module constants; treat them as read-only.
  */
 
-import { ByteWriter, CR, intLength, LF, latin1Bytes, writeInt } from "../bytes.ts";
+import { ByteWriter, copyBytes, CR, intLength, LF, latin1Bytes, writeInt } from "../bytes.ts";
 
 // Encoded size of a bulk string of n bytes.
 function bulkSize(n: number): number {
@@ -105,8 +105,7 @@ export function writeBulk(w: ByteWriter, src: Uint8Array, start: number, end: nu
   let p = writeInt(buf, w.len + 1, n);
   buf[p++] = CR;
   buf[p++] = LF;
-  buf.set(src.subarray(start, end), p);
-  p += n;
+  p = copyBytes(buf, p, src, start, end);
   buf[p++] = CR;
   buf[p++] = LF;
   w.len = p;
