@@ -22,7 +22,6 @@ import {
   END_TIMEOUT_MS,
   HIGH_WATER_MARK,
   noop,
-  plainBytes,
   removeSocketFile,
   removeStaleSocket,
   settle,
@@ -46,6 +45,8 @@ interface BunSocket {
 }
 
 interface BunHandlers {
+  /** "uint8array": `data` gets a fresh plain Uint8Array (the default, a Buffer, needs a re-view per chunk). */
+  binaryType: "uint8array";
   open(socket: BunSocket): void;
   data(socket: BunSocket, chunk: Uint8Array): void;
   drain(socket: BunSocket): void;
@@ -132,8 +133,9 @@ function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) =>
 
 /** Bun calls one handler set per listener; each event goes to the socket's BunConn. */
 const HANDLERS: BunHandlers = {
+  binaryType: "uint8array",
   open: guarded((socket) => socket.data?.connected(socket)),
-  data: guarded((socket, chunk) => socket.data?.received(plainBytes(chunk))),
+  data: guarded((socket, chunk) => socket.data?.received(chunk)),
   drain: guarded((socket) => socket.data?.flushQueue()),
   end: guarded((socket) => socket.data?.peerEnd()),
   close: guarded((socket, err) => socket.data?.socketClosed(err)),

@@ -20,7 +20,7 @@ export const END_TIMEOUT_MS = 5_000;
 /** Until the core assigns its handlers, events go nowhere. */
 export function noop(): void {}
 
-/** A view that is a plain Uint8Array (Node and Bun hand out Buffers, whose slice() does not copy). */
+/** A view that is a plain Uint8Array (Node hands out Buffers, whose slice() does not copy; Bun is asked for Uint8Arrays). */
 export function plainBytes(chunk: Uint8Array): Uint8Array {
   if (chunk.constructor === Uint8Array) return chunk;
   return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);

@@ -156,7 +156,8 @@ class DenoConn implements Conn {
     if (chunk.length > 0) {
       this.queue.push(chunk);
       this.queued += chunk.length;
-      this.flush();
+      // A write in flight takes the queue when it finishes: no new flush (and promise) per write.
+      if (!this.writing) void this.flush();
     }
     if (this.queued <= HIGH_WATER_MARK) return true;
     this.needDrain = true;
@@ -309,7 +310,11 @@ class DenoConn implements Conn {
       size += this.queue[count].length;
       count++;
     }
-    const batch = concatChunks(this.queue.splice(0, count), size);
+    // Usually the whole queue fits: take it as it is instead of splicing a copy of it.
+    const whole = count === this.queue.length;
+    const chunks = whole ? this.queue : this.queue.splice(0, count);
+    if (whole) this.queue = [];
+    const batch = concatChunks(chunks, size);
     let offset = 0;
     while (offset < batch.length) {
       const n = await raw.write(batch.subarray(offset));
