@@ -10,12 +10,12 @@ import assert from "node:assert/strict";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { encodePipeline } from "./helpers/resp.ts";
 import { PipeClient, waitFor } from "./helpers/soak.ts";
-import { freePorts, ownerOn, poolYaml, redisProbe, type ReloadRig, type RingSpec, ringServers, startReloadProxy } from "./helpers/reload.ts";
+import { freePorts, poolYaml, type ReloadRig, startReloadProxy } from "./helpers/reload.ts";
+import { misplacedKeys, Tally, userKeysOn } from "./helpers/migration.ts";
 
 const KEYS = 20_000;
 const BATCH = 500;
 const CLIENTS = 4;
-const decoder = new TextDecoder();
 
 /** The commands that create key `i`: one of six types; every 7th key gets a TTL. */
 function create(i: number): string[][] {
@@ -30,81 +30,19 @@ function create(i: number): string[][] {
 
 const TYPES = ["string", "hash", "list", "set", "zset", "stream"];
 
-/** What a load client acknowledged: the exact totals the servers must hold afterwards. */
-interface Tally {
-  incr: Map<string, number>;
-  hincr: Map<string, number>;
-  sadd: Map<string, Set<string>>;
-  lpush: Map<string, number>;
-  errors: string[];
-}
-
 describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
   let r: ServerProcess[];
   let port = 0;
   let rig: ReloadRig;
   let client: PipeClient;
-  const tally: Tally = { incr: new Map(), hincr: new Map(), sadd: new Map(), lpush: new Map(), errors: [] };
+  const tally = new Tally();
   const yaml = (servers: ServerProcess[], extra: Record<string, string | number> = {}) =>
     poolYaml("st", port, servers.map((s) => s.port), { migration: "store", ...extra });
-  const ring = (servers: ServerProcess[]): RingSpec => ({ hash: "fnv1a_64", distribution: "ketama", servers: ringServers(servers.map((s) => s.port)) });
-
-  /** Every key on a backend, by SCAN. */
-  async function keysOn(server: ServerProcess): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = "0";
-    do {
-      const [reply] = await redisProbe(server.port, [["SCAN", cursor, "COUNT", "1000"]]);
-      const [next, keys] = reply.type === "array" && reply.items !== null ? reply.items : [];
-      if (next?.type !== "bulk" || next.value === null || keys?.type !== "array") throw new Error(`SCAN: ${JSON.stringify(reply)}`);
-      cursor = decoder.decode(next.value);
-      for (const k of keys.items ?? []) if (k.type === "bulk" && k.value !== null) out.push(decoder.decode(k.value));
-    } while (cursor !== "0");
-    return out;
-  }
-
-  /** Keys that are not on exactly one server, their owner on `servers`' ring. */
-  async function misplaced(servers: ServerProcess[], all: ServerProcess[]): Promise<string[]> {
-    const seen = new Map<string, number[]>();
-    for (const [i, server] of all.entries()) {
-      for (const key of await keysOn(server)) {
-        // The proxy's own coordination keys (the migration record, the go marker) stay where they were written.
-        if (!key.startsWith("twemproxy-ts:")) seen.set(key, [...(seen.get(key) ?? []), i]);
-      }
-    }
-    const spec = ring(servers);
-    const wrong: string[] = [];
-    for (const [key, where] of seen) {
-      const owner = all.indexOf(servers[ownerOn(spec, key)]);
-      if (where.length !== 1 || where[0] !== owner) wrong.push(`${key} on ${where.join("+")}, owner ${owner}`);
-    }
-    return wrong;
-  }
-
-  /** One client's increments until `stop()` says so (bounded in count), each acknowledged before the next batch. */
-  async function loadClient(c: number, stop: () => boolean): Promise<void> {
-    const conn = await PipeClient.connect(port);
-    for (let n = 0; !stop() && n < 3000; n++) {
-      const slot = (n * 13 + c) % 60;
-      const member = `c${c}n${n}`;
-      const cmds = [["INCR", `cnt:${slot}`], ["HINCRBY", `h:${slot}`, "f", "2"], ["SADD", `s:${slot}`, member], ["LPUSH", `l:${slot}`, member]];
-      const replies = await conn.exchange(encodePipeline(cmds), cmds.length, 20000);
-      replies.forEach((reply, i) => {
-        if (!reply.startsWith(":")) return void tally.errors.push(`${cmds[i].join(" ")} -> ${reply.trim()}`);
-        const key = cmds[i][1];
-        if (i === 0) tally.incr.set(key, (tally.incr.get(key) ?? 0) + 1);
-        if (i === 1) tally.hincr.set(key, (tally.hincr.get(key) ?? 0) + 2);
-        if (i === 2) tally.sadd.set(key, (tally.sadd.get(key) ?? new Set()).add(member));
-        if (i === 3) tally.lpush.set(key, (tally.lpush.get(key) ?? 0) + 1);
-      });
-    }
-    conn.destroy();
-  }
 
   /** Reload to `servers` with the load running; resolves when the migration is done and the load stopped. */
   async function migrateUnderLoad(servers: ServerProcess[], extra: Record<string, string | number> = {}): Promise<void> {
     let done = false;
-    const loads = Array.from({ length: CLIENTS }, (_, c) => loadClient(c, () => done));
+    const loads = Array.from({ length: CLIENTS }, (_, c) => tally.run(port, `c${c}`, () => done));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const report = await rig.reload(yaml(servers, extra));
     assert.equal(report.result, "ok", report.error ?? "");
@@ -113,19 +51,6 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     done = true;
     await Promise.all(loads);
-  }
-
-  /** The totals through the proxy equal what the clients were acknowledged. */
-  async function checkTotals(): Promise<void> {
-    assert.deepEqual(tally.errors.slice(0, 5), [], `${tally.errors.length} client errors`);
-    const cmds: string[][] = [];
-    for (const key of tally.incr.keys()) cmds.push(["GET", key]);
-    for (const key of tally.hincr.keys()) cmds.push(["HGET", key, "f"]);
-    for (const key of tally.sadd.keys()) cmds.push(["SCARD", key]);
-    for (const key of tally.lpush.keys()) cmds.push(["LLEN", key]);
-    const got = (await client.exchange(encodePipeline(cmds), cmds.length, 20000)).map((reply) => Number(/(-?\d+)\r\n$/.exec(reply)?.[1]));
-    const want = [...tally.incr.values(), ...tally.hincr.values(), ...[...tally.sadd.values()].map((s) => s.size), ...tally.lpush.values()];
-    assert.deepEqual(got, want);
   }
 
   /** Every data key has its type, and every 7th its TTL, read through the proxy. */
@@ -167,22 +92,22 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     const status = rig.pool("st").migrationStatus()!;
     assert.equal(status.phase, "done");
     assert.ok(status.keys_moved > KEYS / 5, `${status.keys_moved} keys moved in the background`);
-    assert.deepEqual((await misplaced([r[0], r[1], r[2]], r)).slice(0, 5), []);
-    await checkTotals();
+    assert.deepEqual((await misplacedKeys([r[0], r[1], r[2]], r)).slice(0, 5), []);
+    await tally.check(client);
     await checkData();
   });
 
   it("3 -> 2: the removed server's keys move to the others", async () => {
     await migrateUnderLoad([r[0], r[2]]);
-    assert.deepEqual((await misplaced([r[0], r[2]], r)).slice(0, 5), []);
-    assert.deepEqual((await keysOn(r[1])).filter((k) => !k.startsWith("twemproxy-ts:")), [], "the removed server is empty");
-    await checkTotals();
+    assert.deepEqual((await misplacedKeys([r[0], r[2]], r)).slice(0, 5), []);
+    assert.deepEqual(await userKeysOn(r[1]), [], "the removed server is empty");
+    await tally.check(client);
     await checkData();
   });
 
   it("abort half way: the keys that moved come back, the others never left", async () => {
     let done = false;
-    const loads = Array.from({ length: CLIENTS }, (_, c) => loadClient(c, () => done));
+    const loads = Array.from({ length: CLIENTS }, (_, c) => tally.run(port, `c${c}`, () => done));
     const report = await rig.reload(yaml([r[0], r[1], r[2]], { migration_rate: 1000 }));
     assert.equal(report.result, "ok", report.error ?? "");
     assert.ok(await waitFor(() => (rig.pool("st").migrationStatus()?.keys_moved ?? 0) > 300, 20000, 20), "some keys moved");
@@ -191,8 +116,8 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     assert.ok(await waitFor(() => rig.pool("st").migration === null, 60000, 50), "the way back ends");
     done = true;
     await Promise.all(loads);
-    assert.deepEqual((await misplaced([r[0], r[2]], r)).slice(0, 5), []);
-    await checkTotals();
+    assert.deepEqual((await misplacedKeys([r[0], r[2]], r)).slice(0, 5), []);
+    await tally.check(client);
     await checkData();
   });
 });

@@ -94,3 +94,29 @@ export function clientsNamed(list: string, name: string): string[] {
   }
   return out;
 }
+
+/** A migration found in a server's record: the rings, its phase, and the old ring's server lines. */
+export interface RecordedMigration {
+  readonly from: string;
+  readonly to: string;
+  readonly phase: string;
+  readonly fromServers: readonly string[];
+}
+
+/** The HMGET reply of from, to, phase, from_servers -> the migration, or null when there is none. */
+export function recordedMigration(reply: Uint8Array | null): RecordedMigration | null {
+  if (reply === null || reply[0] !== 0x2a) return null;
+  const text = new TextDecoder().decode(reply);
+  const values = [...text.matchAll(/\$(-?\d+)\r\n/g)].map((m) => {
+    const len = Number(m[1]);
+    return len < 0 ? null : text.slice(m.index! + m[0].length, m.index! + m[0].length + len);
+  });
+  const [from, to, phase, servers] = values;
+  if (from === null || to === null || phase === null || servers === null || from === undefined) return null;
+  try {
+    const fromServers = JSON.parse(servers ?? "[]");
+    return Array.isArray(fromServers) ? { from, to: to!, phase: phase!, fromServers: fromServers.map(String) } : null;
+  } catch {
+    return null;
+  }
+}

@@ -94,9 +94,22 @@ export class Mover {
   }
 
   start(): void {
-    void this.readRecord().then((record) => {
-      if (record.from === this.deps.fromId && record.to === this.deps.toId && record.phase === "done") this.staleEpoch = record.epoch;
-      return this.leaseLoop();
+    void this.announce().then(() => this.leaseLoop());
+  }
+
+  /**
+   * Write this migration into the record on every old server (unless it is there already), so
+   * a proxy restarted with the new config finds it and joins instead of using the new ring alone.
+   */
+  private async announce(): Promise<void> {
+    const record = await this.readRecord();
+    const same = record.from === this.deps.fromId && record.to === this.deps.toId;
+    if (same && record.phase === "done") this.staleEpoch = record.epoch;
+    if (same && record.phase !== "done") return;
+    const { pool, fromId, toId, fromServers } = this.deps;
+    await this.forEachOld(async (server) => {
+      await ask(server, MOVER_CLIENT, command("DEL", recordKey(pool)));
+      await ask(server, MOVER_CLIENT, command("HSET", recordKey(pool), "from", fromId, "to", toId, "phase", "waiting", "from_servers", JSON.stringify(fromServers)));
     });
   }
 
@@ -130,12 +143,12 @@ export class Mover {
           this.deps.notice("lost the mover lease; another proxy drives");
         }
       } else {
+        // "Done" first: the lease is free again once a driver finished.
+        if (await this.doneElsewhere()) return this.finished();
         const taken = await ask(first, MOVER_CLIENT, command("SET", key, this.deps.proxyId, "NX", "PX", String(LEASE_MS)));
         if (isOk(taken)) {
           this.driving = true;
           void this.drive();
-        } else if (await this.doneElsewhere()) {
-          return this.finished();
         }
       }
       await this.sleep(LEASE_MS / 4);
@@ -144,6 +157,7 @@ export class Mover {
 
   /** The driver's whole job, from the barrier to "done"; returns early if the lease is lost. */
   private async drive(): Promise<void> {
+    if (await this.doneElsewhere()) return this.finished();
     this.phase = MoverPhase.WaitingForProxies;
     this.deps.notice("driving the migration: waiting until every proxy of the pool has reloaded");
     while (this.driving && !this.stopped && !(await this.everyProxyMigrating())) await this.sleep(BARRIER_POLL_MS);

@@ -28,7 +28,13 @@ import { Redirect, redirectOf } from "../cluster/redirect.ts";
 import type { SlotMap } from "../cluster/slots.ts";
 import { Migration, type MigrationStatus } from "../migration/migration.ts";
 import { MigrationMode } from "../conf/types.ts";
-import { migratingName, newProxyId, ringId, stableName, storePreamble } from "../migration/coordination.ts";
+import {
+  migratingName, newProxyId, recordedMigration, recordKey, ringId, stableName, storePreamble,
+} from "../migration/coordination.ts";
+import { ask } from "../migration/copy.ts";
+import { command } from "../migration/resp.ts";
+import { MOVER_CLIENT } from "../migration/store.ts";
+import { parseServer } from "../conf/addr.ts";
 
 /** What every pool shares: I/O, clock, log, flusher, protocol, and the metrics observer. */
 export interface PoolBase extends Pick<ServerEnv, "net" | "clock" | "log" | "flusher" | "protocol"> {
@@ -77,6 +83,7 @@ export class Pool {
     this.monitor.start();
     this.followSentinels(conf);
     this.followCluster(conf);
+    if (conf.redis && conf.migration === MigrationMode.Store) this.firstResolve = Promise.all([this.firstResolve, this.joinRecordedMigration()]).then(() => {});
   }
 
   /** The pool's config as last loaded from the file (Sentinel's addresses are in `servers`). */
@@ -219,6 +226,31 @@ export class Pool {
     this.renameConnections(migratingName(this.fileConf.name, running.toId, running.fromId), running.to.servers);
     this.startMigration(running.to, running.from, !running.reverse);
     return true;
+  }
+
+  /**
+   * Store mode, at start: if the servers record an unfinished migration to this pool's ring
+   * (this proxy restarted, or started late, with the new config), join it rather than route
+   * by the new ring alone while keys are still on their old servers.
+   */
+  private async joinRecordedMigration(): Promise<void> {
+    const conf = this.fileConf;
+    const mine = ringId(conf);
+    for (const shard of this.topology.shards) {
+      const reply = await ask(shard.master, MOVER_CLIENT, command("HMGET", recordKey(conf.name), "from", "to", "phase", "from_servers"));
+      const found = recordedMigration(reply);
+      if (found === null || found.to !== mine || found.phase === "done") continue;
+      const servers = found.fromServers.map((line) => parseServer(line));
+      if (servers.some((s) => !s.ok)) continue;
+      const fromConf = { ...conf, shards: servers.map((s) => ({ primary: (s as { value: ServerConf }).value, replicas: [] })) };
+      if (ringId(fromConf) !== found.from) continue;
+      this.base.log.notice(`pool '${conf.name}': joining the store migration from ring ${found.from} recorded on ${shard.master.conf.id}`);
+      const kept = new Map(this.topology.servers.map((server) => [serverKey(server.conf), server]));
+      const from = this.buildTopology(fromConf, kept);
+      this.renameConnections(migratingName(conf.name, found.from, mine), from.servers);
+      this.startMigration(from, this.topology, false);
+      return;
+    }
   }
 
   private startMigration(from: Topology, to: Topology, reverse: boolean): void {
@@ -450,6 +482,7 @@ export class Pool {
       keepAlive: conf.tcpkeepalive,
       connections: conf.serverConnections,
       preamble: [...base.protocol.preamble(conf), ...this.storeSetup(conf)],
+      awaitPreamble: conf.redis && conf.migration === MigrationMode.Store,
       // A cluster replica serves reads only on a connection that said READONLY.
       replicaPreamble: conf.distribution === REDIS_CLUSTER ? [READONLY_COMMAND] : [],
       poolStats: this.stats,

@@ -29,6 +29,11 @@ export interface ServerEnv {
   /** Connections per server (server_connections). */
   readonly connections: number;
   readonly preamble: Uint8Array[];
+  /**
+   * Write nothing else on a new connection until every preamble reply has come back fine
+   * (store migration: the setup may refuse the connection, and no request may run before).
+   */
+  readonly awaitPreamble: boolean;
   /** Sent after the preamble on a replica's connections (Redis Cluster: READONLY). */
   readonly replicaPreamble: Uint8Array[];
   /** The pool's counters: client requests failed by a broken server connection are its forward errors. */
@@ -182,7 +187,8 @@ export class Server implements Health {
 const SPARE_DEDICATED = 8;
 
 function sameSetup(a: ServerEnv, b: ServerEnv): boolean {
-  return a.keepAlive === b.keepAlive && a.connections === b.connections && a.preamble.length === b.preamble.length &&
+  return a.keepAlive === b.keepAlive && a.connections === b.connections && a.awaitPreamble === b.awaitPreamble &&
+    a.preamble.length === b.preamble.length &&
     a.preamble.every((bytes, i) => sameBytes(bytes, b.preamble[i]));
 }
 

@@ -24,6 +24,8 @@ export class ServerConn implements Flushable, ReqOwner {
   private readonly sent = new Fifo<Req>();
   private out: Uint8Array[] = [];
   private outBytes = 0;
+  /** Preamble replies still awaited before anything after the preamble is written (awaitPreamble). */
+  private setupLeft = 0;
   /** Bytes of client requests queued or sent and not yet answered (what a stalled server makes us hold). */
   private unansweredBytes = 0;
   private waiters: QueueWaiter[] = [];
@@ -118,6 +120,7 @@ export class ServerConn implements Flushable, ReqOwner {
       connectTimeoutMs: this.env.timeout ?? undefined,
     });
     this.conn = conn;
+    this.setupLeft = 0;
     this.server.stats.server_connections++;
     this.established = false;
     conn.onConnect = () => {
@@ -131,10 +134,19 @@ export class ServerConn implements Flushable, ReqOwner {
     conn.onClose = (err) => this.onClose(conn, err);
     for (const bytes of env.preamble) this.sendInternal(bytes);
     if (this.server.role === Role.Replica) for (const bytes of env.replicaPreamble) this.sendInternal(bytes);
+    if (env.awaitPreamble && env.preamble.length > 0) this.writeSetupOnly(env.preamble.length);
+  }
+
+  /** Write the preamble now and hold what follows until its replies came back fine (reqDone). */
+  private writeSetupOnly(count: number): void {
+    const setup = this.out.splice(0, count);
+    for (const bytes of setup) this.outBytes -= bytes.length;
+    this.setupLeft = count;
+    for (const bytes of setup) this.conn!.write(bytes);
   }
 
   flush(): void {
-    if (this.conn === null || this.out.length === 0) return;
+    if (this.conn === null || this.out.length === 0 || this.setupLeft > 0) return;
     const chunks = joinChunks(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
@@ -167,7 +179,11 @@ export class ServerConn implements Flushable, ReqOwner {
   /** Preamble replies (AUTH, SELECT) land here. */
   reqDone(req: Req): void {
     const reply = req.reply;
-    if (reply === null || !this.env.protocol.isErrorReply(reply)) return;
+    if (reply === null || !this.env.protocol.isErrorReply(reply)) {
+      // The whole preamble came back fine: write what waited for it.
+      if (this.setupLeft > 0 && --this.setupLeft === 0) this.env.flusher.mark(this);
+      return;
+    }
     const text = new TextDecoder().decode(reply).trim();
     this.env.log.error(`server ${this.server.conf.id} rejected connection setup: ${text}`);
     this.close(closeError(CloseReason.ByProxy, "Connection setup rejected"));

@@ -6,6 +6,7 @@
  * Sentinel view of pools that follow Sentinel (reachable Sentinels, each shard's master,
  * failovers and last switch).
  */
+import type { MigrationStatus } from "../migration/migration.ts";
 import type { Pool } from "../proxy/pool.ts";
 import { Role, type Server } from "../proxy/server.ts";
 import type { ReloadStatus } from "../reload/types.ts";
@@ -114,6 +115,7 @@ export function renderPrometheus(input: PrometheusInput): string {
   writeNodeFamilies(out, ordered, input.now);
   writeSentinelFamilies(out, pools);
   writeClusterFamilies(out, pools);
+  writeMigrationFamilies(out, pools);
   writeHistograms(out, ordered, input.metrics);
   return out.text();
 }
@@ -236,6 +238,35 @@ function writeClusterFamilies(out: Exposition, pools: readonly Pool[]): void {
   for (const { pool, cluster } of clusters) {
     out.sample("nutcracker_cluster_last_refresh_timestamp_seconds", [["pool", pool]], (cluster.lastRefreshAt ?? 0) / 1000);
   }
+}
+
+/** Each pool's running (or last) migration: progress per old server, fallbacks, errors, ETA. */
+function writeMigrationFamilies(out: Exposition, pools: readonly Pool[]): void {
+  const all = pools.flatMap((pool) => {
+    const status = pool.migrationStatus();
+    return status === null ? [] : [{ pool: pool.conf.name, running: pool.migration !== null, status }];
+  });
+  const gauge = (name: string, help: string, value: (m: (typeof all)[number]) => number) => {
+    out.family(name, "gauge", help);
+    for (const m of all) out.sample(name, [["pool", m.pool]], value(m));
+  };
+  gauge("nutcracker_migration_running", "1 while a migration moves the pool's keys to a new ring, else 0", (m) => (m.running ? 1 : 0));
+  gauge("nutcracker_migration_eta_seconds", "estimated seconds left (store: the background mover; cache: the warmup)", (m) => m.status.eta_seconds);
+  gauge("nutcracker_migration_big_keys", "keys over the big-key size left on their old servers, waiting for finish", (m) => m.status.big_keys_left);
+  out.family("nutcracker_migration_errors_total", "counter", "failed migration steps (a script, a SCAN, a MIGRATE)");
+  for (const m of all) out.sample("nutcracker_migration_errors_total", [["pool", m.pool]], m.status.errors);
+  out.family("nutcracker_migration_fallbacks_total", "counter", "cache mode: reads that missed on the new owner and asked the old one, by result");
+  for (const m of all) {
+    out.sample("nutcracker_migration_fallbacks_total", [["pool", m.pool], ["result", "hit"]], m.status.fallback_hits);
+    out.sample("nutcracker_migration_fallbacks_total", [["pool", m.pool], ["result", "miss"]], m.status.fallback_misses);
+  }
+  const perSource = (name: string, type: "counter" | "gauge", help: string, pick: (s: MigrationStatus["sources"][number]) => number) => {
+    out.family(name, type, help);
+    for (const m of all) for (const s of m.status.sources) out.sample(name, [["pool", m.pool], ["server", s.server]], pick(s));
+  };
+  perSource("nutcracker_migration_keys_scanned_total", "counter", "store mode: keys the background mover scanned on an old server", (s) => s.keys_scanned);
+  perSource("nutcracker_migration_keys_moved_total", "counter", "store mode: keys the background mover moved off an old server", (s) => s.keys_moved);
+  perSource("nutcracker_migration_keys_remaining", "gauge", "store mode: keys of an old server not scanned yet (estimate)", (s) => s.keys_remaining_estimate);
 }
 
 function writeHistograms(out: Exposition, pools: readonly OrderedPool[], metrics: Metrics): void {
