@@ -71,12 +71,19 @@ export interface Series {
   samples: Sample[];
 }
 
+/** The name of the reference row (the real twemproxy) that gets its own ratio columns. */
+export const REFERENCE = "nutcracker 0.5.0 (C)";
+
 /**
  * One test's table: req/s median (min..max), ratio of medians to the first series
  * (the baseline), CPU µs/request and CPU share (medians), peak RSS (largest seen).
+ * With a `REFERENCE` series, two more columns: req/s and CPU µs/req as ratios to its medians.
  */
 export function testTable(series: Series[], unit: string): string {
   const base = median(series[0]?.samples.map((s) => s.rps) ?? []);
+  const ref = series.find((x) => x.name === REFERENCE);
+  const refRps = median(ref?.samples.map((s) => s.rps) ?? []);
+  const refCpu = median(ref?.samples.map((s) => s.cpuUsPerReq) ?? []);
   const rows = series.map(({ name, samples }) => {
     const rps = finite(samples.map((s) => s.rps));
     const mid = median(rps);
@@ -91,9 +98,14 @@ export function testTable(series: Series[], unit: string): string {
       fixed(median(samples.map((s) => s.sysUsPerReq)), 1),
       fixed(median(samples.map((s) => s.cpuShare)) * 100, 0),
       mb(Math.max(...finite(samples.map((s) => s.peakRss)), -Infinity)),
+      ...(ref === undefined ? [] : [
+        fixed(median(rps) / refRps, 2),
+        fixed(median(samples.map((s) => s.cpuUsPerReq)) / refCpu, 2),
+      ]),
     ];
   });
   const head = [`target`, `${unit} median`, "min..max", "ratio", "CPU µs/req", "of which sys", "CPU %", "peak RSS MB"];
+  if (ref !== undefined) head.push(`${unit} vs nutcracker`, "CPU/req vs nutcracker");
   return table(head, rows);
 }
 

@@ -8,6 +8,7 @@ import { realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { descendants, freePort, listenerPid, sleep, spawnTracked, stop, type Tracked, waitForPort } from "./proc.ts";
+import { REFERENCE } from "./report.ts";
 
 /** Repository root (absolute). */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -190,7 +191,7 @@ export async function startNutcracker(bin: string, dir: string, redisPorts: numb
     writeFileSync(confFile, proxyYaml(port, redisPorts, mcPort, mcPorts));
     return ["-c", confFile, "-s", String(statsPort), "-a", HOST, "-o", logFile];
   }, { logFile });
-  const target: Target = { name: "nutcracker 0.5.0 (C)", host: HOST, port: started.port, pids: [started.pid] };
+  const target: Target = { name: REFERENCE, host: HOST, port: started.port, pids: [started.pid] };
   if (mcPort !== null) target.mcPort = mcPort;
   return { runtime: null, started, mcPort, logFile, target };
 }
