@@ -18,6 +18,7 @@ import { type McTest, type RedisTest, REDIS_BENCH_ARGS, runMemcslap, runRedisBen
 import { checkMemcache, checkRedis, type IdleResult, idleRss } from "./lib/idle.ts";
 import { idleTable, machineHeader, type Series, testTable, warnings } from "./lib/report.ts";
 import { replicasSection } from "./lib/replicas.ts";
+import { migrationSection } from "./lib/migration.ts";
 import { clusterSection } from "./lib/cluster.ts";
 
 const USAGE = `npm run bench -- [flags]
@@ -34,7 +35,7 @@ const USAGE = `npm run bench -- [flags]
   --mc-target HOST:PORT memcached listen address of the same external proxy
   --redis-ports A,B     fixed ports for the two redis-servers (to point an external proxy at them)
   --memcached-ports A,B fixed ports for the two memcached servers
-  --sections LIST       redis,memcache,idle,replicas,cluster (default all); --memcache = memcache only;
+  --sections LIST       redis,memcache,idle,replicas,cluster,migration (default all); --memcache = memcache only;
                         replicas = 2 shards x (master + replicas), read_policy master vs prefer_replica;
                         cluster = a 3-master Redis Cluster, the proxy vs redis-benchmark --cluster
   --replicas-per-shard N  replicas section: replicas per shard (default 2)
@@ -70,7 +71,7 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     rounds: 3, requests: 100000, requestsP16: 0, only: [...RUNTIMES], workers: [0], clientsHigh: 200, targets: [], redisPorts: [], mcPorts: [],
-    sections: new Set(["redis", "memcache", "idle", "replicas", "cluster"]), mcThreads: 10, mcOps: 10000, idle: 10000,
+    sections: new Set(["redis", "memcache", "idle", "replicas", "cluster", "migration"]), mcThreads: 10, mcOps: 10000, idle: 10000,
     replicasPerShard: 2, clusterReplicas: 0,
   };
   let onlyGiven = false;
@@ -313,6 +314,11 @@ async function main(): Promise<void> {
       out.push(...await clusterSection({
         runtimes: o.only, replicas: o.clusterReplicas, rounds: o.rounds, requests: o.requests, requestsP16: o.requestsP16, hz, dir, log,
       }));
+    }
+    if (o.sections.has("migration")) {
+      for (const p of proxies) await stopProxy(p);
+      proxies = [];
+      out.push(...await migrationSection({ runtimes: o.only, dir, log }));
     }
     ok = true;
   } finally {

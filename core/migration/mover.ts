@@ -235,7 +235,8 @@ export class Mover {
       source.cursor = page.cursor;
       if (page.cursor === "0") source.done = true;
       await this.checkpoint(source);
-      const rate = this.deps.rate();
+      // The old servers are scanned side by side: each gets its share of the pool's rate.
+      const rate = this.deps.rate() / this.sources.length;
       await this.sleep(rate === 0 ? 0 : (moved * 1000) / rate);
     }
   }
