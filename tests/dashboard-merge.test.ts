@@ -20,7 +20,8 @@ const node = (over: Partial<NodePart> = {}): NodePart => ({
 
 const part = (over: Partial<PoolPart> = {}): PoolPart => ({
   name: "alpha", listen: "127.0.0.1:22121", bound: "127.0.0.1:22121", protocol: "redis", clients: 2, outstanding: 1,
-  auto_eject_hosts: true, sentinel: null, cluster: null, client_requests: 100, forward_error: 1, nodes: [node()], ...over,
+  auto_eject_hosts: true, sentinel: null, cluster: null, migration: null, client_requests: 100, forward_error: 1, nodes: [node()],
+  ...over,
 });
 
 const cluster = (over: Partial<ClusterState> = {}): ClusterState => ({

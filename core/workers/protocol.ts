@@ -16,9 +16,20 @@ export interface WorkerReport {
   readonly prometheus: string | null;
 }
 
-/** The questions the admin API asks a worker; the answer is the JSON body of the route. */
-/** Dashboard: the worker's PoolParts (core/admin/dashboard/parts.ts) with latency buckets. */
-export const Question = { Health: "health", Pools: "pools", Dashboard: "dashboard" } as const;
+/**
+ * The questions the admin API asks a worker; the answer is the JSON body of the route.
+ * Dashboard: the worker's PoolParts (core/admin/dashboard/parts.ts) with latency buckets.
+ * Migrations: each pool's MigrationView or null ({ pool, migration }[]).
+ * MigrationAction (args pool, action): apply it here; answered with an ActionAnswer
+ * (core/admin/migration.ts), which the supervisor merges over the workers.
+ */
+export const Question = {
+  Health: "health",
+  Pools: "pools",
+  Dashboard: "dashboard",
+  Migrations: "migrations",
+  MigrationAction: "migration-action",
+} as const;
 export type Question = typeof Question[keyof typeof Question];
 
 /** Supervisor -> worker. */
@@ -27,7 +38,7 @@ export type ToWorker =
   | { readonly t: "start"; readonly conf: string; readonly file: string; readonly logLevel: number }
   /** Send a report now; with `prometheus`, include the Prometheus text. */
   | { readonly t: "report"; readonly seq: number; readonly prometheus: boolean }
-  | { readonly t: "ask"; readonly seq: number; readonly question: Question }
+  | { readonly t: "ask"; readonly seq: number; readonly question: Question; readonly args?: Readonly<Record<string, string>> }
   /** Apply (or with dryRun, plan) this configuration; answered with a ReloadReport. */
   | { readonly t: "reload"; readonly seq: number; readonly conf: string; readonly file: string; readonly dryRun: boolean }
   /** A new generation listens: stop accepting, serve the clients for up to `timeoutMs`, then close them and exit. */

@@ -315,12 +315,19 @@ export class Supervisor implements Reloader {
     return this.retired;
   }
 
-  /** Ask each worker of the current generation `question`; their answers with who gave them. */
-  async ask(question: Question): Promise<{ slot: number; pid: number; body: unknown }[]> {
+  /**
+   * Ask each worker of the current generation `question` (with `args`); their answers with who
+   * gave them. A worker silent for `timeoutMs` is left out.
+   */
+  async ask(
+    question: Question,
+    args?: Readonly<Record<string, string>>,
+    timeoutMs = ASK_TIMEOUT_MS,
+  ): Promise<{ slot: number; pid: number; body: unknown }[]> {
     const procs = this.current.filter((p) => p.state === "ready");
     const answers = await Promise.all(procs.map(async (proc) => {
       try {
-        const msg = await this.request(proc, (seq) => ({ t: "ask", seq, question }), ASK_TIMEOUT_MS);
+        const msg = await this.request(proc, (seq) => ({ t: "ask", seq, question, args }), timeoutMs);
         return msg.t === "answer" ? { slot: proc.slot, pid: proc.pid, body: msg.body } : null;
       } catch {
         return null;

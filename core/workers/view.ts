@@ -4,8 +4,10 @@
  * (refreshed every stats interval, as twemproxy aggregates); /metrics asks every worker for
  * its Prometheus text and merges it (core/stats/aggregate.ts); /health is ok when every
  * worker's pools are; /pools is one worker's view (?worker=SLOT picks it); the dashboard at /
- * is the page of one process over the workers' merged view (dashboard.ts); POST /reload and
- * POST /restart go through the same guard as in one process (core/admin/guard.ts).
+ * is the page of one process over the workers' merged view (dashboard.ts); a pool's migration
+ * is every worker's merged (core/admin/migration.ts), and its actions go to every worker;
+ * POST /reload, /restart and the migration actions go through the same guard as in one
+ * process (core/admin/guard.ts).
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -17,6 +19,7 @@ import { renderStatsJson } from "../stats/snapshot.ts";
 import { mergePrometheus } from "../stats/aggregate.ts";
 import { escapeLabelValue, PROMETHEUS_CONTENT_TYPE } from "../stats/prometheus.ts";
 import { installDashboard } from "../admin/dashboard/mod.ts";
+import { type ActionAnswer, mergeActionAnswers, mergeMigrations, type MigrationView } from "../admin/migration.ts";
 import { Question } from "./protocol.ts";
 import { WorkersDashboard } from "./dashboard.ts";
 import type { Supervisor } from "./supervisor.ts";
@@ -67,6 +70,8 @@ const ROUTES = {
   "/workers": "the worker processes: slot, generation, pid, state",
   "/reload": "POST: validate the config file once and apply it in every worker, all or nothing (?dry_run=1); GET: status",
   "/restart": "POST: start a new generation of workers; once it listens the old one drains (--drain-timeout)",
+  "/pools/<pool>/migration": "a pool's migration over the workers: running if any runs it, the driving worker's progress, counters summed",
+  "/pools/<pool>/migration/<action>": "POST pause, resume, abort or finish in every worker; 200 when any applied it; token-protected as /reload",
 } as const;
 
 /**
@@ -171,6 +176,7 @@ function adminApp(sup: Supervisor, src: AppSources): Hono {
     replaced: sup.replaced,
     restarts: sup.restarts,
   }));
+  installWorkersMigration(app, sup);
   app.post("/reload", (c) => postReload(c, sup));
   app.get("/reload", (c) => getReload(c, sup));
   app.post("/restart", async (c) => {
@@ -181,6 +187,28 @@ function adminApp(sup: Supervisor, src: AppSources): Hono {
     }
   });
   return app;
+}
+
+/** A migration action may move big keys (finish): the workers get longer to answer than a question. */
+const ACTION_TIMEOUT_MS = 60_000;
+
+/** GET /pools/<pool>/migration and its POST actions, over every worker (each one proxy of the pool). */
+function installWorkersMigration(app: Hono, sup: Supervisor): void {
+  app.get("/pools/:pool/migration", async (c) => {
+    const name = c.req.param("pool");
+    const answers = await sup.ask(Question.Migrations);
+    if (answers.length === 0) return c.json({ error: "no worker answered" }, 503);
+    const views = answers.flatMap((a) => (a.body as { pool: string; migration: MigrationView | null }[]).filter((p) => p.pool === name));
+    if (views.length === 0) return c.json({ error: `no pool named '${name}'` }, 404);
+    const migration = mergeMigrations(views.map((v) => v.migration));
+    return c.json({ pool: name, running: migration?.running ?? false, migration, workers: answers.length });
+  });
+  app.post("/pools/:pool/migration/:action", async (c) => {
+    const args = { pool: c.req.param("pool"), action: c.req.param("action") };
+    const answers = await sup.ask(Question.MigrationAction, args, ACTION_TIMEOUT_MS);
+    const merged = mergeActionAnswers(answers.map((a) => ({ slot: a.slot, ...(a.body as ActionAnswer) })));
+    return c.json(merged.body, merged.status as 200);
+  });
 }
 
 interface HealthBody {

@@ -1,8 +1,8 @@
 /**
  * One worker process under `--workers N`: a full proxy over the configuration text the
  * supervisor sends, listening on the shared addresses (the Net it is given shares them:
- * see adapters/mod.ts loadNet), reporting its counters and answering health, pools and
- * dashboard questions when asked. It ends in one of two ways: `stop` (SIGTERM of the whole proxy: stop
+ * see adapters/mod.ts loadNet), reporting its counters and answering health, pools,
+ * dashboard and migration questions (and applying migration actions) when asked. It ends in one of two ways: `stop` (SIGTERM of the whole proxy: stop
  * accepting, finish in-flight requests for up to a grace period) or `drain` (a restart: stop
  * accepting, keep serving the clients it has until they leave or the drain timeout passes,
  * then close each once its replies are written).
@@ -21,6 +21,7 @@ import { renderPrometheus } from "../stats/prometheus.ts";
 import { HealthChecker } from "../admin/health.ts";
 import { describePools } from "../admin/pools.ts";
 import { poolPart, type PoolPart } from "../admin/dashboard/parts.ts";
+import { migrationAction, migrationView } from "../admin/migration.ts";
 import type { LatencyReader } from "../stats/history.ts";
 import type { Server } from "../proxy/server.ts";
 import { type FromWorker, Question, type ToWorker, type WorkerReport } from "./protocol.ts";
@@ -136,7 +137,7 @@ class WorkerRun {
   private serve(msg: ToWorker): void {
     const { channel } = this.deps;
     if (msg.t === "report") channel.send({ t: "report", seq: msg.seq, report: this.report(msg.prometheus) });
-    else if (msg.t === "ask") void this.answer(msg.seq, msg.question);
+    else if (msg.t === "ask") void this.answer(msg.seq, msg.question, msg.args ?? {});
     else if (msg.t === "reload") void this.reload(msg.seq, msg.conf, msg.file, msg.dryRun);
     else if (msg.t === "drain") void this.drain(msg.timeoutMs);
   }
@@ -196,10 +197,14 @@ class WorkerRun {
     return proxy.listeners.map((l) => poolPart(l.pool, formatAddr(l.address), now, latency));
   }
 
-  private async answer(seq: number, question: Question): Promise<void> {
+  private async answer(seq: number, question: Question, args: Readonly<Record<string, string>>): Promise<void> {
     const proxy = this.proxy!;
     let body: unknown;
-    if (question === Question.Health) {
+    if (question === Question.Migrations) {
+      body = proxy.pools.map((pool) => ({ pool: pool.conf.name, migration: migrationView(pool) }));
+    } else if (question === Question.MigrationAction) {
+      body = await migrationAction(proxy, args.pool ?? "", args.action ?? "");
+    } else if (question === Question.Health) {
       this.health ??= new HealthChecker(this.deps.net, this.deps.clock);
       body = await this.health.check(proxy.pools);
     } else if (question === Question.Dashboard) {

@@ -1,6 +1,6 @@
 /**
  * What one proxy process knows of its pools for the dashboard, rates aside: a PoolPart per
- * pool (listen address, clients, outstanding, the Sentinel and cluster views, every node's
+ * pool (listen address, clients, outstanding, the Sentinel, cluster and migration views, every node's
  * role and state) with the cumulative counters the rates come from. In one process the page
  * is built from these parts and the process's own History. Under `--workers N` each worker
  * answers its parts and the supervisor merges them (mergeParts) and keeps a History over
@@ -13,6 +13,7 @@ import type { HistoryNode, HistoryPool, LatencyReader } from "../../stats/histor
 import { LATENCY_BUCKETS_SECONDS } from "../../stats/histogram.ts";
 import { eligibility, lagOf, ROLE_NAMES, shardOf } from "../../stats/nodes.ts";
 import { type ClusterState, clusterState, type SentinelState, sentinelState } from "../pools.ts";
+import { mergeMigrations, type MigrationView, migrationView } from "../migration.ts";
 
 /** A node's state word: up, ejected (by auto_eject_hosts), down (a master found unreachable) or ineligible (a replica that serves no reads). */
 export type NodeStateWord = "up" | "ejected" | "down" | "ineligible";
@@ -50,6 +51,8 @@ export interface PoolPart {
   readonly auto_eject_hosts: boolean;
   readonly sentinel: SentinelState | null;
   readonly cluster: ClusterState | null;
+  /** The running (or last) migration after a reload changed the servers; null when none. */
+  readonly migration: MigrationView | null;
   /** Cumulative: requests read from clients, and forward errors. */
   readonly client_requests: number;
   readonly forward_error: number;
@@ -75,6 +78,7 @@ export function poolPart(pool: Pool, bound: string, now: number, latency: Latenc
     auto_eject_hosts: conf.autoEjectHosts,
     sentinel: conf.redis ? sentinelState(pool) : null,
     cluster: conf.redis ? clusterState(pool) : null,
+    migration: migrationView(pool),
     client_requests: pool.stats.client_requests,
     forward_error: pool.stats.forward_error,
     nodes,
@@ -122,7 +126,7 @@ const SEVERITY: Readonly<Record<NodeStateWord, number>> = { up: 0, ineligible: 1
  * Several processes' parts as one: pools and nodes by name in first-seen order; counts,
  * counters and latency buckets summed; a node's state the worst any process sees (ejection
  * is per process), its lag the largest; the Sentinel view the first process's, the cluster
- * view's counters summed.
+ * view's counters summed, the migration merged by mergeMigrations (the driver's progress).
  * @example mergeParts([worker1Parts, worker2Parts])
  */
 export function mergeParts(processes: readonly (readonly PoolPart[])[]): PoolPart[] {
@@ -148,6 +152,7 @@ function mergePool(a: PoolPart, b: PoolPart): PoolPart {
     outstanding: a.outstanding + b.outstanding,
     sentinel: a.sentinel ?? b.sentinel,
     cluster: a.cluster === null || b.cluster === null ? a.cluster ?? b.cluster : mergeCluster(a.cluster, b.cluster),
+    migration: mergeMigrations([a.migration, b.migration]),
     client_requests: a.client_requests + b.client_requests,
     forward_error: a.forward_error + b.forward_error,
     nodes: [...nodes.values()],

@@ -1,8 +1,8 @@
 /**
  * GET /api/dashboard: everything the dashboard page shows, in one JSON document read at
  * request time: the header (host, version, uptime, config generation, last reload), every
- * pool (listen address, clients, client requests/s, errors/s, p50/p99, the Sentinel and
- * Redis Cluster views) with its shards and nodes (role, state and why, rates, latency, lag,
+ * pool (listen address, clients, client requests/s, errors/s, p50/p99, the Sentinel,
+ * Redis Cluster and migration views) with its shards and nodes (role, state and why, rates, latency, lag,
  * outstanding), and the chart history: every sample newer than `?since=` (clock ms), or all
  * 15 minutes when `since` is absent, older than the oldest sample or newer than the newest
  * (`full: true`). Built from PoolParts (parts.ts) and a History, so one process and the
@@ -13,6 +13,7 @@ import type { Proxy } from "../../proxy/mod.ts";
 import type { ReloadStatus } from "../../reload/types.ts";
 import { type History, HISTORY_POINTS, HISTORY_STEP_MS, type HistoryPool, type LiveRates } from "../../stats/history.ts";
 import type { ClusterState, SentinelState } from "../pools.ts";
+import type { MigrationView } from "../migration.ts";
 import { reloadFields } from "../reload.ts";
 import { type NodePart, type NodeStateWord, poolPart, type PoolPart } from "./parts.ts";
 
@@ -70,6 +71,8 @@ export interface PoolView {
   readonly sentinel: SentinelState | null;
   /** null unless `distribution: redis_cluster`. */
   readonly cluster: ClusterView | null;
+  /** The running (or last finished) migration (GET /pools/<pool>/migration's status and `running`); null when none. */
+  readonly migration: MigrationView | null;
   readonly shards: readonly { readonly id: string; readonly nodes: readonly NodeView[] }[];
 }
 
@@ -181,6 +184,7 @@ export function poolView(part: PoolPart, live: LiveRates, nodeRates: readonly Li
     auto_eject_hosts: part.auto_eject_hosts,
     sentinel: part.sentinel,
     cluster: part.cluster === null ? null : clusterView(part.cluster),
+    migration: part.migration,
     shards,
   };
 }
