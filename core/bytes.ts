@@ -110,13 +110,6 @@ export function latin1String(buf: Uint8Array, start = 0, end: number = buf.lengt
 
 const utf8 = new TextEncoder();
 
-/**
- * A growable byte buffer for building protocol messages: append pieces, then take
- * the result once with finish(). Grows by doubling, so appends are amortised O(1).
- * @example
- * const w = new ByteWriter();
- * w.ascii("*1"); w.crlf(); const bytes = w.finish();
- */
 /** Spans up to this long are copied byte by byte: cheaper than the view set() needs. */
 const COPY_LOOP_MAX = 16;
 
@@ -149,6 +142,13 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * A growable byte buffer for building protocol messages: append pieces, then take
+ * the result once with finish(). Grows by doubling, so appends are amortised O(1).
+ * @example
+ * const w = new ByteWriter();
+ * w.ascii("*1"); w.crlf(); const bytes = w.finish();
+ */
 export class ByteWriter {
   buf: Uint8Array;
   len = 0;
