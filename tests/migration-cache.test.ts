@@ -80,6 +80,16 @@ describe("migration: cache mode, memcached 2 -> 3 -> 2 under writes", () => {
         if (reply === "STORED\r\n") overwritten.set(key, value);
       }
     })();
+    // Reads running through the reload: every key exists (overwritten, never deleted), so none may miss.
+    const reader = await PipeClient.connect(port, memcacheFramer);
+    const readMisses: string[] = [];
+    const reads = (async () => {
+      for (let n = 0; writing && n < 5000; n++) {
+        const key = keys[(n * 104729) % KEYS];
+        const [reply] = await reader.exchange(`get ${key}\r\n`, 1);
+        if (reply === "END\r\n") readMisses.push(key);
+      }
+    })();
     await new Promise((r) => setTimeout(r, 50));
     const report = await rig.reload(yaml([m[0], m[1], m[2]]));
     assert.equal(report.result, "ok", report.error ?? "");
@@ -87,8 +97,10 @@ describe("migration: cache mode, memcached 2 -> 3 -> 2 under writes", () => {
     assert.ok(migration !== null, "a reload that changes the ring of a memcached pool starts a cache migration");
     await new Promise((r) => setTimeout(r, 100));
     writing = false;
-    await load;
+    await Promise.all([load, reads]);
     writer.destroy();
+    reader.destroy();
+    assert.deepEqual(readMisses.slice(0, 5), [], `${readMisses.length} reads missed during the change`);
 
     const wrong = await misses((k) => overwritten.get(k) ?? valueOf(k));
     assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} keys missed or stale`);

@@ -17,9 +17,9 @@ import { PipeClient, waitFor } from "./helpers/soak.ts";
 import { poolYaml } from "./helpers/reload.ts";
 import { freePort, waitForPort } from "./helpers/ports.ts";
 import { type Child, kill, killStarted, startCli } from "./helpers/cli.ts";
-import { misplacedKeys, Tally, userKeysOn } from "./helpers/migration.ts";
+import { checkKeys, createKeys, misplacedKeys, Tally, userKeysOn } from "./helpers/migration.ts";
 
-const KEYS = 5000;
+const KEYS = 20_000;
 
 interface ProxyProc {
   readonly name: string;
@@ -74,10 +74,7 @@ describe("migration: store mode with two proxy processes", () => {
     a = await startProc("a", [r[0], r[1]]);
     b = await startProc("b", [r[0], r[1]]);
     client = await PipeClient.connect(a.port);
-    for (let i = 0; i < KEYS; i += 500) {
-      const cmds = Array.from({ length: 500 }, (_, j) => ["SET", `pk:${i + j}`, `v${i + j}`]);
-      await client.exchange(encodePipeline(cmds), cmds.length, 30000);
-    }
+    await createKeys(client, "pk", KEYS);
   });
 
   after(async () => {
@@ -112,6 +109,7 @@ describe("migration: store mode with two proxy processes", () => {
     assert.deepEqual((await misplacedKeys([r[0], r[1], r[2]], r)).slice(0, 5), []);
     assert.ok((await userKeysOn(r[2])).length > KEYS / 5);
     await tally.check(client);
+    await checkKeys(client, "pk", KEYS);
     const metrics = (await (await fetch(`${a.admin}/metrics`)).text()) + (await (await fetch(`${b.admin}/metrics`)).text());
     assert.match(metrics, /^nutcracker_migration_running\{pool="st"\} 0$/m);
     const moved = [...metrics.matchAll(/^nutcracker_migration_keys_moved_total\{pool="st",server="[^"]+"\} (\d+)$/gm)].map((m) => Number(m[1]));
@@ -153,5 +151,6 @@ describe("migration: store mode with two proxy processes", () => {
     client.destroy();
     client = await PipeClient.connect(other.port);
     await tally.check(client);
+    await checkKeys(client, "pk", KEYS);
   });
 });

@@ -8,27 +8,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
-import { encodePipeline } from "./helpers/resp.ts";
 import { PipeClient, waitFor } from "./helpers/soak.ts";
 import { freePorts, poolYaml, type ReloadRig, startReloadProxy } from "./helpers/reload.ts";
-import { misplacedKeys, Tally, userKeysOn } from "./helpers/migration.ts";
+import { checkKeys, createKeys, misplacedKeys, ringOf, Tally, userKeysOn } from "./helpers/migration.ts";
+import { ownerOn } from "./helpers/reload.ts";
 
 const KEYS = 20_000;
-const BATCH = 500;
 const CLIENTS = 4;
-
-/** The commands that create key `i`: one of six types; every 7th key gets a TTL. */
-function create(i: number): string[][] {
-  const key = `sk:${i}`;
-  const cmds: string[][] = [
-    [["SET", key, `v${i}`], ["HSET", key, "a", "1", "b", "2"], ["RPUSH", key, "x", "y", "z"],
-      ["SADD", key, "p", "q"], ["ZADD", key, "1", "m1", "2", "m2"], ["XADD", key, "1-1", "f", "v"]][i % 6],
-  ];
-  if (i % 7 === 0) cmds.push(["PEXPIRE", key, "600000"]);
-  return cmds;
-}
-
-const TYPES = ["string", "hash", "list", "set", "zset", "stream"];
 
 describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
   let r: ServerProcess[];
@@ -53,32 +39,12 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     await Promise.all(loads);
   }
 
-  /** Every data key has its type, and every 7th its TTL, read through the proxy. */
-  async function checkData(): Promise<void> {
-    for (let i = 0; i < KEYS; i += BATCH) {
-      const cmds: string[][] = [];
-      for (let j = i; j < i + BATCH; j++) cmds.push(["TYPE", `sk:${j}`], ["PTTL", `sk:${j}`]);
-      const replies = await client.exchange(encodePipeline(cmds), cmds.length, 30000);
-      for (let j = 0; j < BATCH; j++) {
-        const n = i + j;
-        assert.equal(replies[2 * j], `+${TYPES[n % 6]}\r\n`, `sk:${n} keeps its type`);
-        const ttl = Number(/^:(-?\d+)/.exec(replies[2 * j + 1])?.[1]);
-        if (n % 7 === 0) assert.ok(ttl > 0 && ttl <= 600000, `sk:${n} keeps its TTL (${ttl})`);
-        else assert.equal(ttl, -1, `sk:${n} has no TTL`);
-      }
-    }
-  }
-
   before(async () => {
     r = await Promise.all([startRedis(), startRedis(), startRedis()]);
     [port] = await freePorts(1);
     rig = await startReloadProxy(yaml([r[0], r[1]]));
     client = await PipeClient.connect(port);
-    for (let i = 0; i < KEYS; i += BATCH) {
-      const cmds = Array.from({ length: BATCH }, (_, j) => create(i + j)).flat();
-      const replies = await client.exchange(encodePipeline(cmds), cmds.length, 30000);
-      assert.ok(replies.every((reply) => !reply.startsWith("-")), replies.find((reply) => reply.startsWith("-")));
-    }
+    await createKeys(client, "sk", KEYS);
   });
 
   after(async () => {
@@ -94,7 +60,7 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     assert.ok(status.keys_moved > KEYS / 5, `${status.keys_moved} keys moved in the background`);
     assert.deepEqual((await misplacedKeys([r[0], r[1], r[2]], r)).slice(0, 5), []);
     await tally.check(client);
-    await checkData();
+    await checkKeys(client, "sk", KEYS);
   });
 
   it("3 -> 2: the removed server's keys move to the others", async () => {
@@ -102,7 +68,7 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     assert.deepEqual((await misplacedKeys([r[0], r[2]], r)).slice(0, 5), []);
     assert.deepEqual(await userKeysOn(r[1]), [], "the removed server is empty");
     await tally.check(client);
-    await checkData();
+    await checkKeys(client, "sk", KEYS);
   });
 
   it("abort half way: the keys that moved come back, the others never left", async () => {
@@ -118,6 +84,25 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     await Promise.all(loads);
     assert.deepEqual((await misplacedKeys([r[0], r[2]], r)).slice(0, 5), []);
     await tally.check(client);
-    await checkData();
+    await checkKeys(client, "sk", KEYS);
+  });
+
+  it("a key over 8 MiB is not MIGRATEd in the background: its old owner serves it until finish moves it", async () => {
+    const before = ringOf([r[0], r[2]]);
+    const after = ringOf([r[0], r[1], r[2]]);
+    const key = Array.from({ length: 1000 }, (_, i) => `big:${i}`).find((k) => ownerOn(after, k) === 1 && ownerOn(before, k) === 0)!;
+    const big = "b".repeat(9 * 1024 * 1024);
+    assert.deepEqual(await client.exchange(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${big.length}\r\n${big}\r\n`, 1), ["+OK\r\n"]);
+    const report = await rig.reload(yaml([r[0], r[1], r[2]], { migration_rate: 0 }));
+    assert.equal(report.result, "ok", report.error ?? "");
+    assert.ok(await waitFor(() => rig.pool("st").migrationStatus()?.phase === "big_keys_left", 60000, 50), "every old server scanned");
+    assert.equal(rig.pool("st").migrationStatus()?.big_keys_left, 1);
+    assert.ok((await userKeysOn(r[0])).includes(key), "the big key is still on its old owner");
+    // Served where it is: an APPEND runs on the old owner inside the request script.
+    assert.deepEqual(await client.exchange(`*3\r\n$6\r\nAPPEND\r\n$${key.length}\r\n${key}\r\n$1\r\nx\r\n`, 1), [`:${big.length + 1}\r\n`]);
+    assert.equal(await rig.pool("st").migration!.finish(), "done");
+    assert.equal(rig.pool("st").migration, null);
+    assert.deepEqual((await misplacedKeys([r[0], r[1], r[2]], r)).slice(0, 5), []);
+    assert.deepEqual(await client.exchange(`*2\r\n$6\r\nSTRLEN\r\n$${key.length}\r\n${key}\r\n`, 1), [`:${big.length + 1}\r\n`]);
   });
 });

@@ -18,8 +18,8 @@ export function ask(server: Server, clientId: number, bytes: Uint8Array, kind = 
 export interface CacheCopier {
   /** Copy `key` from `from` to `to` unless `to` has it; true when a value was found on `from`. */
   copy(key: Uint8Array, from: Server, to: Server, clientId: number): Promise<boolean>;
-  /** Delete `key` on `server`; the reply does not matter. */
-  remove(key: Uint8Array, server: Server, clientId: number): void;
+  /** Delete `key` on `server`; resolves once it is answered (whatever the answer). */
+  remove(key: Uint8Array, server: Server, clientId: number): Promise<unknown>;
 }
 
 /** Redis: DUMP and PTTL on the old owner, RESTORE without REPLACE on the new one (BUSYKEY: a newer value stays). */
@@ -34,7 +34,7 @@ export const redisCopier: CacheCopier = {
     return true;
   },
   remove(key, server, clientId) {
-    void ask(server, clientId, command("DEL", key));
+    return ask(server, clientId, command("DEL", key));
   },
 };
 
@@ -53,7 +53,7 @@ export const memcacheCopier: CacheCopier = {
     return true;
   },
   remove(key, server, clientId) {
-    void ask(server, clientId, concatBytes([encoder.encode("delete "), key, CRLF]), McCmd.Delete);
+    return ask(server, clientId, concatBytes([encoder.encode("delete "), key, CRLF]), McCmd.Delete);
   },
 };
 

@@ -209,22 +209,34 @@ export class Migration {
       return next();
     }
     if (use !== Use.NeedsValue) {
-      client.sendTo(req, to);
-      this.removeOld(keys, from, clientId);
+      this.writeThenRemove(req, keys, from, to, client);
       return next();
     }
     // An increment or an append must start from the old value: copy it first.
     void Promise.all(keys.map((key) => this.copier.copy(key, from, to, clientId))).then((found) => {
       this.counts.copied += found.filter(Boolean).length;
-      client.sendTo(req, to);
-      this.removeOld(keys, from, clientId);
+      this.writeThenRemove(req, keys, from, to, client);
       next();
     });
   }
 
-  private removeOld(keys: readonly Uint8Array[], from: Server, clientId: number): void {
-    for (const key of keys) this.copier.remove(key, from, clientId);
+  /**
+   * The write goes to the new owner and the keys are deleted on the old one; the client's
+   * reply waits for both, so once a write is acknowledged no fallback can find the old value.
+   */
+  private writeThenRemove(req: Req, keys: readonly Uint8Array[], from: Server, to: Server, client: MigrationClient): void {
+    const removed = Promise.all(keys.map((key) => this.copier.remove(key, from, client.id)));
     this.counts.removedOld += keys.length;
+    let held = false;
+    req.guard = {
+      beforeFinish: (req, reply) => {
+        if (held) return false;
+        held = true;
+        void removed.then(() => req.finish(reply));
+        return true;
+      },
+    };
+    client.sendTo(req, to);
   }
 
   /** A read that missed on the new owner: copy the keys from the old one, then ask the new owner again. */

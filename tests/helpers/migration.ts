@@ -49,6 +49,45 @@ export async function misplacedKeys(servers: readonly ServerProcess[], all: read
   return wrong;
 }
 
+/** The commands that create data key `prefix:i`: one of six types; every 7th key gets a TTL. */
+export function createKey(prefix: string, i: number): string[][] {
+  const key = `${prefix}:${i}`;
+  const cmds: string[][] = [
+    [["SET", key, `v${i}`], ["HSET", key, "a", "1", "b", "2"], ["RPUSH", key, "x", "y", "z"],
+      ["SADD", key, "p", "q"], ["ZADD", key, "1", "m1", "2", "m2"], ["XADD", key, "1-1", "f", "v"]][i % 6],
+  ];
+  if (i % 7 === 0) cmds.push(["PEXPIRE", key, "600000"]);
+  return cmds;
+}
+
+const TYPES = ["string", "hash", "list", "set", "zset", "stream"];
+
+/** Write `count` data keys through `client` (pipelined). */
+export async function createKeys(client: PipeClient, prefix: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i += 500) {
+    const cmds = Array.from({ length: Math.min(500, count - i) }, (_, j) => createKey(prefix, i + j)).flat();
+    const replies = await client.exchange(encodePipeline(cmds), cmds.length, 30000);
+    assert.ok(replies.every((reply) => !reply.startsWith("-")), replies.find((reply) => reply.startsWith("-")));
+  }
+}
+
+/** Every data key has its type, and every 7th its TTL (none for the others), read through `client`. */
+export async function checkKeys(client: PipeClient, prefix: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i += 500) {
+    const n = Math.min(500, count - i);
+    const cmds: string[][] = [];
+    for (let j = i; j < i + n; j++) cmds.push(["TYPE", `${prefix}:${j}`], ["PTTL", `${prefix}:${j}`]);
+    const replies = await client.exchange(encodePipeline(cmds), cmds.length, 30000);
+    for (let j = 0; j < n; j++) {
+      const k = i + j;
+      assert.equal(replies[2 * j], `+${TYPES[k % 6]}\r\n`, `${prefix}:${k} keeps its type`);
+      const ttl = Number(/^:(-?\d+)/.exec(replies[2 * j + 1])?.[1]);
+      if (k % 7 === 0) assert.ok(ttl > 0 && ttl <= 600000, `${prefix}:${k} keeps its TTL (${ttl})`);
+      else assert.equal(ttl, -1, `${prefix}:${k} has no TTL`);
+    }
+  }
+}
+
 /** What load clients were acknowledged: the exact totals the servers must hold afterwards. */
 export class Tally {
   readonly incr = new Map<string, number>();
