@@ -7,9 +7,13 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type ServerProcess, startMemcached } from "./helpers/servers.ts";
+import { type ServerProcess, startMemcached, startRedis } from "./helpers/servers.ts";
+import { encodePipeline } from "./helpers/resp.ts";
+import { ringOf } from "./helpers/migration.ts";
 import { memcacheFramer, PipeClient, waitFor } from "./helpers/soak.ts";
-import { freePorts, ownerOn, poolYaml, type ReloadRig, type RingSpec, ringServers, startReloadProxy } from "./helpers/reload.ts";
+import {
+  freePorts, ownerOn, poolYaml, redisProbe, type ReloadRig, type RingSpec, ringServers, startReloadProxy,
+} from "./helpers/reload.ts";
 import { rawText } from "./helpers/servers.ts";
 
 const KEYS = 20_000;
@@ -160,5 +164,48 @@ describe("migration: cache mode, memcached 2 -> 3 -> 2 under writes", () => {
     assert.deepEqual((await misses((k) => base.get(k)!)).slice(0, 5), [], "after abort, every key is found through the old ring");
     assert.equal(await rig.pool("mc").migration!.finish(), "done");
     assert.ok(await waitFor(() => rig.pool("mc").migration === null, 1000));
+  });
+});
+
+describe("migration: cache mode, a redis pool used as a cache", () => {
+  let r: ServerProcess[];
+  let port = 0;
+  let rig: ReloadRig;
+  let client: PipeClient;
+  const keys = Array.from({ length: 3000 }, (_, i) => `rc:${i}`);
+  const yaml = (servers: ServerProcess[]) => poolYaml("rc", port, servers.map((s) => s.port), { migration: "cache", migration_warmup: 600000 });
+
+  before(async () => {
+    r = await Promise.all([startRedis(), startRedis(), startRedis()]);
+    [port] = await freePorts(1);
+    rig = await startReloadProxy(yaml([r[0], r[1]]));
+    client = await PipeClient.connect(port);
+    // Strings with a TTL, and hashes (a miss on a hash reads as an empty reply, not a nil).
+    const cmds = keys.flatMap((k, i) => (i % 2 === 0 ? [["SET", k, `v-${k}`, "EX", "300"]] : [["HSET", k, "f", `h-${k}`]]));
+    await client.exchange(encodePipeline(cmds), cmds.length, 30000);
+  });
+
+  after(async () => {
+    client?.destroy();
+    await rig?.close();
+    await Promise.all((r ?? []).map((s) => s?.stop()));
+  });
+
+  it("2 -> 3: every string and hash is found through the new ring, copied with its TTL", async () => {
+    const report = await rig.reload(yaml([r[0], r[1], r[2]]));
+    assert.equal(report.result, "ok", report.error ?? "");
+    const cmds = keys.map((k, i) => (i % 2 === 0 ? ["GET", k] : ["HGETALL", k]));
+    const replies = await client.exchange(encodePipeline(cmds), cmds.length, 30000);
+    const wrong = keys.filter((k, i) =>
+      replies[i] !== (i % 2 === 0 ? `$${`v-${k}`.length}\r\nv-${k}\r\n` : `*2\r\n$1\r\nf\r\n$${`h-${k}`.length}\r\nh-${k}\r\n`)
+    );
+    assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} keys missed`);
+    const moved = keys.filter((k, i) => i % 2 === 0 && ownerOn(ringOf([r[0], r[1], r[2]]), k) === 2).slice(0, 10);
+    assert.ok(moved.length > 0);
+    for (const key of moved) {
+      const [ttl] = await redisProbe(r[2].port, [["TTL", key]]);
+      assert.ok(ttl.type === "int" && ttl.value > 290 && ttl.value <= 300, `${key}: TTL ${JSON.stringify(ttl)} on the new owner`);
+    }
+    assert.ok(rig.pool("rc").migrationStatus()!.fallback_hits > 0);
   });
 });
