@@ -1,7 +1,7 @@
 /**
  * The dashboard's HTML shell: header (host, version, uptime, config generation, last
  * reload, live indicator, reload action), an empty <main> the script fills with one
- * section per pool, and the reload confirmation dialog. Scripts and styles are separate
+ * section per pool, and the confirmation dialogs of reload and of a migration's actions. Scripts and styles are separate
  * files under assets/ so the Content-Security-Policy can forbid inline code. All URLs
  * are relative: the page also works behind a reverse proxy under a path prefix.
  */
@@ -55,6 +55,21 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="buttons">
       <button id="reload-cancel" type="button">Cancel</button>
       <button id="reload-confirm" type="submit" class="primary">Reload</button>
+    </div>
+  </form>
+</dialog>
+<dialog id="migration-dialog" aria-labelledby="migration-title">
+  <form id="migration-form" method="dialog">
+    <h2 id="migration-title">Migration action</h2>
+    <p id="migration-text"></p>
+    <label class="field">Admin token
+      <input id="migration-token" type="password" autocomplete="off" spellcheck="false"
+        placeholder="needed when the proxy runs with --admin-token">
+    </label>
+    <div id="migration-result" class="result" role="status" aria-live="polite" hidden></div>
+    <div class="buttons">
+      <button id="migration-cancel" type="button">Cancel</button>
+      <button id="migration-confirm" type="submit" class="primary">Confirm</button>
     </div>
   </form>
 </dialog>

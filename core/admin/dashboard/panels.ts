@@ -3,8 +3,9 @@
  * hidden while the pool does not have it (its field in /api/dashboard is null), rebuilt only
  * when its text changes. Sentinel: Sentinels reachable, each shard's master and failovers.
  * Redis Cluster: whether the slot map is fresh, when it was refreshed, refresh errors, MOVED
- * and ASK redirections, and each master's slot ranges. A new panel (the migration of issue
- * 14, say) is one more update function here and one box in buildPool (view.ts).
+ * and ASK redirections, and each master's slot ranges. The migration panel, with its
+ * actions, is in migration.ts. A new panel is one more update function and one box in
+ * buildPool (view.ts).
  * Plain ES2017, no backticks.
  */
 

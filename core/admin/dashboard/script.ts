@@ -3,7 +3,8 @@
  * api/dashboard once a second while the tab is visible (`?since=` the last chart point it
  * holds, so each answer carries one new point; the first carries the whole 15 minutes),
  * builds one section per pool once and afterwards only rewrites text that changed, and
- * draws the charts itself as SVG paths (see chart()). The reload dialog POSTs `reload` with
+ * draws the charts itself as SVG paths (see chart()). The reload dialog POSTs `reload` (and
+ * the migration dialog pools/<pool>/migration/<action>, migration.ts) with
  * `Content-Type: application/json` and, when typed in, `Authorization: Bearer <token>`:
  * the admin guard's rules apply unchanged.
  *
@@ -12,6 +13,7 @@
  */
 
 import { CHARTS_JS } from "./charts.ts";
+import { MIGRATION_JS } from "./migration.ts";
 import { PANELS_JS } from "./panels.ts";
 import { VIEW_JS } from "./view.ts";
 
@@ -74,6 +76,15 @@ setInterval(setLive, 1000);
 
 // ---- reload ------------------------------------------------------------------------
 
+/** The admin token typed into a dialog, kept for the tab's session only (shared by every action). */
+function storedToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+}
+
+function storeToken(token) {
+  try { if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off */ }
+}
+
 function describeReport(status, body) {
   if (status === 401 || status === 403) return { ok: false, text: "Refused (" + status + "): " + body.error };
   if (body.error && body.result === undefined) return { ok: false, text: "Failed (" + status + "): " + body.error };
@@ -94,9 +105,7 @@ function openReload() {
   result.textContent = "";
   $("reload-confirm").disabled = false;
   setText($("reload-cancel"), "Cancel");
-  var token = "";
-  try { token = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { token = ""; }
-  $("reload-token").value = token;
+  $("reload-token").value = storedToken();
   if (typeof dialog.showModal === "function") dialog.showModal(); else dialog.setAttribute("open", "");
 }
 
@@ -108,7 +117,7 @@ function closeReload() {
 function confirmReload(ev) {
   ev.preventDefault();
   var token = $("reload-token").value.trim();
-  try { if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off */ }
+  storeToken(token);
   var dry = $("reload-dry").checked;
   var headers = { "content-type": "application/json", accept: "application/json" };
   if (token) headers.authorization = "Bearer " + token;
@@ -145,6 +154,7 @@ function start() {
   $("reload-button").addEventListener("click", openReload);
   $("reload-cancel").addEventListener("click", closeReload);
   $("reload-form").addEventListener("submit", confirmReload);
+  startMigrationDialog();
   poll();
 }
 
@@ -152,4 +162,4 @@ if (document.readyState === "loading") document.addEventListener("DOMContentLoad
 `;
 
 /** The script, one function scope around its parts. */
-export const DASHBOARD_JS = `(function () {\n"use strict";\n\n${STATE_JS}\n${CHARTS_JS}\n${VIEW_JS}\n${PANELS_JS}\n${MAIN_JS}})();\n`;
+export const DASHBOARD_JS = `(function () {\n"use strict";\n\n${STATE_JS}\n${CHARTS_JS}\n${VIEW_JS}\n${PANELS_JS}\n${MIGRATION_JS}\n${MAIN_JS}})();\n`;

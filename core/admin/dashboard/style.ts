@@ -106,6 +106,22 @@ table.slots { border-collapse: collapse; margin-top: 0.4rem; width: 100%; font-s
 .slots .num { text-align: right; white-space: nowrap; }
 .slots td.ranges { overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
 
+.mig-head { display: flex; flex-wrap: wrap; align-items: center; gap: 0.3rem 0.6rem; }
+.mig-ring, .mig-waiting, .mig-error { overflow-wrap: anywhere; color: var(--muted); }
+.mig-error.bad { color: var(--bad); }
+.mig-tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(7rem, 1fr)); gap: 0.4rem; margin: 0.4rem 0; }
+.mig-tile { border: 1px solid var(--border); border-radius: 6px; padding: 0.2rem 0.5rem; }
+.mig-tile .label { display: block; font-size: 0.72rem; color: var(--muted); }
+.mig-tile .value { display: block; font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+table.mig-sources { border-collapse: collapse; margin-top: 0.4rem; width: 100%; table-layout: fixed; font-size: 0.85rem; }
+.mig-sources th, .mig-sources td { padding: 0.2rem 0.5rem 0.2rem 0; text-align: left; border-bottom: 1px solid var(--border); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.mig-sources th { font-size: 0.75rem; color: var(--muted); font-weight: 500; }
+.mig-sources .num { text-align: right; font-variant-numeric: tabular-nums; width: 16%; }
+.mig-sources .bar { width: 22%; padding-left: 0.5rem; }
+.mig-sources progress { width: 100%; height: 0.7rem; accent-color: var(--accent); vertical-align: middle; }
+.mig-actions { display: flex; flex-wrap: wrap; gap: 0.5rem; margin-top: 0.6rem; }
+.badge.active { color: var(--accent); box-shadow: inset 0 0 0 1px var(--accent); }
+
 .table-wrap { overflow-x: auto; }
 table.nodes { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 0.9rem; min-width: 52rem; }
 .nodes th, .nodes td { padding: 0.3rem 0.5rem; text-align: left; border-bottom: 1px solid var(--border); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
@@ -158,5 +174,8 @@ dialog p { margin: 0 0 0.75rem; color: var(--muted); }
   .nodes td.c-node::before, .nodes td.c-trend::before { content: none; }
   .nodes td.c-trend { grid-column: 1 / -1; }
   .nodes td.c-state { grid-column: span 2; }
+  .mig-sources { font-size: 0.8rem; }
+  .mig-sources .num { width: 15%; }
+  .mig-sources .bar { width: 15%; }
 }
 `;

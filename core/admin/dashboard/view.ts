@@ -2,7 +2,8 @@
  * The dashboard script's second part (see script.ts): the chart history the page holds
  * (merged from each answer's points, trimmed to the window) and the pool sections, built
  * once per pool and shard layout and afterwards only updated where a text changed, so the
- * layout never moves as numbers do; the feature panels inside a pool are in panels.ts.
+ * layout never moves as numbers do; the feature panels inside a pool are in panels.ts and
+ * migration.ts.
  * Plain ES2017, no backticks.
  */
 
@@ -107,6 +108,9 @@ function buildPool(pool) {
   v.cluster = el("div", "panel cluster");
   v.cluster.hidden = true;
   section.appendChild(v.cluster);
+  v.migration = el("div", "panel migration");
+  v.migration.hidden = true;
+  section.appendChild(v.migration);
 
   var wrap = el("div", "table-wrap");
   var table = el("table", "nodes");
@@ -210,6 +214,7 @@ function updatePool(v, pool) {
   });
   updateSentinel(v.sentinel, pool.sentinel);
   updateCluster(v.cluster, pool.cluster);
+  updateMigration(v.migration, pool.name, pool.migration);
 }
 
 function drawCharts(name) {
