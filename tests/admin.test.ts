@@ -46,7 +46,9 @@ async function startStack(pools: Record<string, number[]>, extra = ""): Promise<
     version: "0.5.0",
     source: "admin-test-host",
     healthCacheMs: 0,
-    probeTimeoutMs: 500,
+    // A stopped server refuses at once; a live one must not count as down because a busy machine
+    // ran the probe's timer before its connect callback.
+    probeTimeoutMs: 5000,
   }, { net, clock: systemClock, log });
   const admin = obs.adminAddr!;
   const stats = obs.statsAddr;
