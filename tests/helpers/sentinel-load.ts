@@ -8,6 +8,7 @@
 import { Role } from "../../core/proxy/server.ts";
 import type { Server } from "../../core/proxy/server.ts";
 import type { TestProxy } from "./proxy.ts";
+import type { Switch } from "./sentinel.ts";
 import { encodePipeline, RespClient } from "./resp.ts";
 import { PipeClient, waitFor } from "./soak.ts";
 import { sleep } from "./ports.ts";
@@ -321,6 +322,33 @@ export function failoversSeen(tp: TestProxy, shard = "shard1"): number | undefin
   const state = sentinelState(tp);
   const found = pick(state?.failovers, shard) ?? pick(pick(state?.shards, shard), "failovers");
   return typeof found === "number" ? found : undefined;
+}
+
+/**
+ * Master changes in `switches` (+switch-master as the Sentinels announced them, in order) from
+ * `initial`: Sentinels that saw different masters announce one switch with different old masters.
+ */
+export function masterChanges(switches: readonly Switch[], initial: number): number {
+  let master = initial;
+  let changes = 0;
+  for (const sw of [...switches].sort((a, b) => a.at - b.at)) {
+    if (sw.to === master) continue;
+    master = sw.to;
+    changes++;
+  }
+  return changes;
+}
+
+/**
+ * The proxy's failover count for `shard` once it equals `announced` (the master changes the
+ * Sentinels announced while it ran), waiting up to ms for it to apply the last one; the count it
+ * shows after ms otherwise (undefined when the implementation shows none). A busy machine can
+ * make Sentinel (down-after-milliseconds 500) fail over a master that was only slow to answer,
+ * so a test compares with what Sentinel announced rather than with the switches it caused itself.
+ */
+export async function failoversOnceEach(tp: TestProxy, announced: () => number, ms = 5000, shard = "shard1"): Promise<number | undefined> {
+  await waitFor(() => failoversSeen(tp, shard) === undefined || failoversSeen(tp, shard) === announced(), ms, 10);
+  return failoversSeen(tp, shard);
 }
 
 function pick(from: unknown, key: string): unknown {
