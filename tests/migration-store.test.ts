@@ -58,6 +58,7 @@ describe("migration: store mode, redis 2 -> 3 -> 2 under increments", () => {
     const status = rig.pool("st").migrationStatus()!;
     assert.equal(status.phase, "done");
     assert.ok(status.keys_moved > KEYS / 5, `${status.keys_moved} keys moved in the background`);
+    assert.ok(status.sources.every((s) => s.done && s.keys_scanned > 0 && s.bytes_moved > 0), JSON.stringify(status.sources));
     assert.deepEqual((await misplacedKeys([r[0], r[1], r[2]], r)).slice(0, 5), []);
     await tally.check(client);
     await checkKeys(client, "sk", KEYS);

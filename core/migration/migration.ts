@@ -323,6 +323,7 @@ export class Migration {
         server: s.shard.master.conf.id,
         keys_scanned: s.scanned,
         keys_moved: s.moved,
+        bytes_moved: s.bytes,
         keys_remaining_estimate: remaining,
         scan_rate: Math.round(rate),
         done: s.done,
@@ -415,6 +416,7 @@ export interface MigrationStatus {
     server: string;
     keys_scanned: number;
     keys_moved: number;
+    bytes_moved: number;
     keys_remaining_estimate: number;
     scan_rate: number;
     done: boolean;

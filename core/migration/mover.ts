@@ -56,6 +56,8 @@ export interface Source {
   cursor: string;
   scanned: number;
   moved: number;
+  /** Bytes of the keys moved (MEMORY USAGE on the old server). */
+  bytes: number;
   /** Keys on the server when the mover started (DBSIZE), for the estimate. */
   keysAtStart: number;
   done: boolean;
@@ -86,7 +88,7 @@ export class Mover {
 
   constructor(deps: MoverDeps) {
     this.deps = deps;
-    this.sources = deps.from.shards.map((shard) => ({ shard, cursor: "0", scanned: 0, moved: 0, keysAtStart: 0, done: false, errors: 0 }));
+    this.sources = deps.from.shards.map((shard) => ({ shard, cursor: "0", scanned: 0, moved: 0, bytes: 0, keysAtStart: 0, done: false, errors: 0 }));
   }
 
   get isDriver(): boolean {
@@ -259,6 +261,7 @@ export class Mover {
         continue;
       }
       moved += result.moved;
+      source.bytes += result.bytes;
       for (const key of result.big) this.bigKeys.push({ key, source: source.shard, to });
     }
     source.moved += moved;

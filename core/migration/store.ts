@@ -49,20 +49,20 @@ return {0}`;
 /**
  * The background mover's batch. KEYS: keys that move to one destination. ARGV: host, port,
  * db, timeout ms, big-key bytes, password ('' = none). Moves the small ones that are here;
- * returns {moved, {big keys left here}}.
+ * returns {moved, their bytes (MEMORY USAGE), {big keys left here}}.
  */
 const BATCH_SCRIPT = `
-local small, bigs = {}, {}
+local small, bigs, bytes = {}, {}, 0
 for _, k in ipairs(KEYS) do
   local n = redis.call('MEMORY', 'USAGE', k)
   if n then
-    if n > tonumber(ARGV[5]) then bigs[#bigs + 1] = k else small[#small + 1] = k end
+    if n > tonumber(ARGV[5]) then bigs[#bigs + 1] = k else small[#small + 1] = k; bytes = bytes + n end
   end
 end
 if #small > 0 then
   ${migrateCall("small", 1)}
 end
-return {#small, bigs}`;
+return {#small, bytes, bigs}`;
 
 /** A MIGRATE of the keys in Lua table `list` to the destination in ARGV[at..at+5], keeping TTLs. */
 function migrateCall(list: string, at: number): string {
@@ -115,14 +115,17 @@ export async function settle(
 /** Move a batch of keys from `from` to one destination; how many moved and the big ones left. */
 export async function moveBatch(
   keys: readonly Uint8Array[], from: Server, to: MoveTarget,
-): Promise<{ moved: number; big: Uint8Array[] } | string> {
+): Promise<{ moved: number; bytes: number; big: Uint8Array[] } | string> {
   const reply = await ask(from, MOVER_CLIENT, command("EVAL", BATCH_SCRIPT, String(keys.length), ...keys, ...destination(to)));
   if (reply === null || reply[0] !== 0x2a) return errorOf(reply) ?? "unexpected reply to the migration script";
-  const moved = integerOf(reply.subarray(reply.indexOf(10) + 1));
-  let at = reply.indexOf(10) + 1;
-  at = reply.indexOf(10, at) + 1;
-  const big = bulkArrayAt(reply, at);
-  return moved === null || big === null ? "unexpected reply to the migration script" : { moved, big: big.items };
+  // "*3\r\n:moved\r\n:bytes\r\n*n..." line by line.
+  const movedAt = reply.indexOf(10) + 1;
+  const bytesAt = reply.indexOf(10, movedAt) + 1;
+  const moved = integerOf(reply.subarray(movedAt));
+  const bytes = integerOf(reply.subarray(bytesAt));
+  const big = bulkArrayAt(reply, reply.indexOf(10, bytesAt) + 1);
+  if (moved === null || bytes === null || big === null) return "unexpected reply to the migration script";
+  return { moved, bytes, big: big.items };
 }
 
 /** The connection the mover's own requests use (a client id like any other). */

@@ -266,6 +266,7 @@ function writeMigrationFamilies(out: Exposition, pools: readonly Pool[]): void {
   };
   perSource("nutcracker_migration_keys_scanned_total", "counter", "store mode: keys the background mover scanned on an old server", (s) => s.keys_scanned);
   perSource("nutcracker_migration_keys_moved_total", "counter", "store mode: keys the background mover moved off an old server", (s) => s.keys_moved);
+  perSource("nutcracker_migration_bytes_moved_total", "counter", "store mode: bytes of the keys moved off an old server (MEMORY USAGE)", (s) => s.bytes_moved);
   perSource("nutcracker_migration_keys_remaining", "gauge", "store mode: keys of an old server not scanned yet (estimate)", (s) => s.keys_remaining_estimate);
 }
 
