@@ -23,7 +23,7 @@ import { PipeClient } from "./helpers/soak.ts";
 import { killWorkers, workers } from "./helpers/workers.ts";
 
 const source = (server: string, scanned: number, moved: number) => ({
-  server, keys_scanned: scanned, keys_moved: moved, keys_remaining_estimate: 100 - scanned, scan_rate: 10, done: false, errors: 0,
+  server, keys_scanned: scanned, keys_moved: moved, bytes_moved: 0, keys_remaining_estimate: 100 - scanned, scan_rate: 10, done: false, errors: 0,
 });
 
 const view = (over: Partial<MigrationView> = {}): MigrationView => ({
