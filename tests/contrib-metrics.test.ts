@@ -2,7 +2,8 @@
  * The operations kit against a running proxy: contrib/grafana/twemproxy-ts.json and
  * contrib/prometheus/alerts.yml may query only metrics (and labels) the proxy exports. The
  * exposition comes from GET /metrics of a proxy following a real Sentinel (so the Sentinel,
- * replica and histogram families all have samples), parsed strictly by helpers/prometheus.ts;
+ * replica and histogram families all have samples) with a store pool grown by a reload from
+ * one redis-server to two (so the migration families have samples too), parsed strictly by helpers/prometheus.ts;
  * each query is linted by helpers/promql.ts. The files' own shape is checked too: Grafana
  * panels (ids, grid, datasource, legends), alert rules (names, for, severity, annotations).
  */
@@ -14,13 +15,14 @@ import { loadConf } from "../core/conf/mod.ts";
 import { createLogger } from "../core/log.ts";
 import { systemClock } from "../core/net.ts";
 import { type Proxy, startProxy } from "../core/proxy/mod.ts";
+import { createReloader } from "../core/reload/reloader.ts";
 import { createMetrics, type Observability, startObservability } from "../core/admin/mod.ts";
 import { loadNet } from "../adapters/mod.ts";
 import { type Family, parseExposition } from "./helpers/prometheus.ts";
 import { familyOf, labelsOf, lint, TARGET_LABELS, uses } from "./helpers/promql.ts";
 import { freePort } from "./helpers/ports.ts";
 import { ROOT } from "./helpers/runtime.ts";
-import { rawRequest } from "./helpers/servers.ts";
+import { rawRequest, type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { SentinelSetup } from "./helpers/sentinel.ts";
 import { waitFor } from "./helpers/soak.ts";
 
@@ -65,20 +67,31 @@ const templateLabels = (text: string) => [...text.matchAll(/\{\{\s*(?:\$labels\.
 
 describe("the Grafana dashboard and the alert rules against a running proxy's metrics", () => {
   let setup: SentinelSetup;
+  let stores: ServerProcess[] = [];
   let proxy: Proxy;
   let obs: Observability;
   let families: Map<string, Family>;
 
   before(async () => {
-    setup = await SentinelSetup.start({ replicas: 1, sentinels: 1, quorum: 1, prefix: "contrib-metrics-" });
+    [setup, ...stores] = await Promise.all([
+      SentinelSetup.start({ replicas: 1, sentinels: 1, quorum: 1, prefix: "contrib-metrics-" }), startRedis(), startRedis(),
+    ]);
     await setup.waitAgreed({ masterPort: setup.redises[0].port, replicas: 1 });
-    const port = await freePort();
-    const yml = `watched:\n  listen: 127.0.0.1:${port}\n  redis: true\n  sentinels:\n    - 127.0.0.1:${setup.sentinelPorts[0]}\n` +
-      `  servers:\n    - 127.0.0.1:${setup.redises[0].port}:1 ${setup.name}\n  read_policy: prefer_replica\n  replica_check_interval: 200\n`;
+    const [port, storePort] = [await freePort(), await freePort()];
+    const yml = (storeServers: readonly ServerProcess[]) =>
+      `watched:\n  listen: 127.0.0.1:${port}\n  redis: true\n  sentinels:\n    - 127.0.0.1:${setup.sentinelPorts[0]}\n` +
+      `  servers:\n    - 127.0.0.1:${setup.redises[0].port}:1 ${setup.name}\n  read_policy: prefer_replica\n  replica_check_interval: 200\n` +
+      `moving:\n  listen: 127.0.0.1:${storePort}\n  redis: true\n  migration: store\n  servers:\n` +
+      storeServers.map((s) => `    - 127.0.0.1:${s.port}:1\n`).join("");
     const net = await loadNet();
     const log = createLogger(() => {}, 0);
     const metrics = createMetrics();
-    proxy = await startProxy(loadConf(yml, "contrib.yml"), { net, clock: systemClock, log, observe: metrics.observe });
+    let text = yml(stores.slice(0, 1));
+    proxy = await startProxy(loadConf(text, "contrib.yml"), { net, clock: systemClock, log, observe: metrics.observe });
+    // A second server for the store pool: a migration, so nutcracker_migration_* have samples.
+    text = yml(stores);
+    const reload = await createReloader(proxy, () => loadConf(text, "contrib.yml"), { clock: systemClock, log }).reload({});
+    assert.equal(reload.result, "ok", reload.error ?? "");
     obs = await startObservability(proxy, metrics, {
       statsAddr: { kind: "tcp", host: "127.0.0.1", port: 0 },
       statsIntervalMs: 1000,
@@ -92,17 +105,18 @@ describe("the Grafana dashboard and the alert rules against a running proxy's me
     const ready = async () => {
       await rawRequest(port, resp("SET", "contrib", "1") + resp("GET", "contrib"), { expectBytes: 5 + 7, timeoutMs: 3000 }).catch(() => null);
       families = await scrape();
-      const filled = ["nutcracker_replica_lag_bytes", "nutcracker_shard_master_info", "nutcracker_request_duration_seconds"];
+      const filled = ["nutcracker_replica_lag_bytes", "nutcracker_shard_master_info", "nutcracker_request_duration_seconds",
+        "nutcracker_migration_keys_scanned_total"];
       return filled.every((n) => (families.get(n)?.samples.length ?? 0) > 0) &&
         families.get("nutcracker_sentinel_reachable")?.samples[0]?.value === 1;
     };
-    assert.ok(await waitFor(ready, 15_000), "the exposition has replica, Sentinel and histogram samples");
+    assert.ok(await waitFor(ready, 15_000), "the exposition has replica, Sentinel, histogram and migration samples");
   });
 
   after(async () => {
     await obs?.close();
     await proxy?.close(100);
-    await setup?.stopAll();
+    await Promise.all([setup?.stopAll(), ...stores.map((s) => s.stop())]);
   });
 
   it("every family the kit reads has samples in this proxy's exposition (so labels are checked too)", () => {
@@ -163,7 +177,7 @@ describe("the Grafana dashboard and the alert rules against a running proxy's me
       }
     }
     const titles = panels.map((p) => p.title.toLowerCase()).join(" | ");
-    for (const topic of ["requests/s", "p99", "ejected", "replica lag", "reloads"]) assert.ok(titles.includes(topic), `a panel about ${topic}`);
+    for (const topic of ["requests/s", "p99", "ejected", "replica lag", "reloads", "migration"]) assert.ok(titles.includes(topic), `a panel about ${topic}`);
     assert.deepEqual(problems, []);
   });
 
@@ -172,7 +186,8 @@ describe("the Grafana dashboard and the alert rules against a running proxy's me
     const rules = doc.groups.flatMap((g) => g.rules);
     const names = rules.map((r) => r.alert);
     assert.equal(new Set(names).size, names.length, "unique alert names");
-    for (const wanted of ["TwemproxyServerEjected", "TwemproxyPoolDown", "TwemproxyReplicaLagging", "TwemproxyReloadFailed", "TwemproxyHighLatency"]) {
+    for (const wanted of ["TwemproxyServerEjected", "TwemproxyPoolDown", "TwemproxyReplicaLagging", "TwemproxyReloadFailed", "TwemproxyHighLatency",
+      "TwemproxyMigrationErrors", "TwemproxyMigrationStalled"]) {
       assert.ok(names.includes(wanted), wanted);
     }
     const problems: string[] = [];
