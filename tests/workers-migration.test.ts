@@ -53,12 +53,17 @@ describe("mergeMigrations and mergeActionAnswers", () => {
     const ok = (slot: number): ActionAnswer & { slot: number } =>
       ({ slot, status: 200, body: { pool: "st", action: "finish", ok: true, result: "done", migration: view({ driver: true }) } });
     const refused = (slot: number): ActionAnswer & { slot: number } => ({
-      slot, status: 409, body: { pool: "st", action: "finish", ok: false, result: "another proxy drives this migration: finish it there", migration: view() },
+      slot,
+      status: 409,
+      body: { pool: "st", action: "finish", ok: false, result: "another proxy drives this migration: finish it there", migration: view() },
     });
     const both = mergeActionAnswers([refused(1), ok(2)]);
     assert.equal(both.status, 200);
     assert.deepEqual([both.body.ok, both.body.result], [true, "done"]);
-    assert.deepEqual(both.body.workers, [{ slot: 1, status: 409, result: "another proxy drives this migration: finish it there" }, { slot: 2, status: 200, result: "done" }]);
+    assert.deepEqual(both.body.workers, [
+      { slot: 1, status: 409, result: "another proxy drives this migration: finish it there" },
+      { slot: 2, status: 200, result: "done" },
+    ]);
     assert.equal((both.body.migration as MigrationView).requests, 10);
     assert.equal(mergeActionAnswers([refused(1), refused(2)]).status, 409);
     const unknown = mergeActionAnswers([1, 2].map((slot) => ({ slot, status: 404, body: { error: "no pool named 'x'" } })));

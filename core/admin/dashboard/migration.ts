@@ -127,7 +127,8 @@ function updateMigration(box, pool, m) {
       (m.waiting_for.length === 1 ? "y" : "ies") + " to reload: " + m.waiting_for.join(", "));
   }
   setText(v.error, m.last_error === null ? "no error" : "last error: " + m.last_error);
-  if (v.error.className !== (m.last_error === null ? "mig-error" : "mig-error bad")) v.error.className = m.last_error === null ? "mig-error" : "mig-error bad";
+  var errorClass = m.last_error === null ? "mig-error" : "mig-error bad";
+  if (v.error.className !== errorClass) v.error.className = errorClass;
   m.sources.forEach(function (s) {
     var row = v.sources[s.server];
     if (!row) return;
