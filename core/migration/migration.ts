@@ -22,7 +22,8 @@ import type { Server } from "../proxy/server.ts";
 import type { Shard, Topology } from "../proxy/topology.ts";
 import { type CacheCopier, memcacheCopier, redisCopier } from "./copy.ts";
 import { memcacheKeys, redisRequest } from "./keys.ts";
-import { type MoveTarget, settle, Target } from "./store.ts";
+import { type MoveTarget, settle, type Settled, Target } from "./store.ts";
+import { lockKey } from "./chunks.ts";
 import { MOVER_PHASE_NAMES, Mover, MoverPhase } from "./mover.ts";
 import { goMarker, ringId } from "./coordination.ts";
 
@@ -166,21 +167,32 @@ export class Migration {
     const from = route.from!;
     const to = route.to!;
     const { args, keys } = redisRequest(req.bytes);
-    void settle(args, keys, from.master, this.targetOf(to), client.id).then((settled) => {
-      if (typeof settled === "string") {
-        this.failed(settled);
-        req.finish(errorReply(`TRYAGAIN key migration failed, retry: ${settled}`));
-      } else if (settled.target === Target.Split) {
-        this.counts.refused++;
-        req.finish(SPLIT_REPLY);
-      } else if (settled.target === Target.Here) {
-        this.counts.servedOld++;
-        req.finish(settled.reply);
-      } else {
-        client.sendTo(req, to.master);
+    const heldUntil = this.deps.clock.now() + HOLD_MS;
+    const attempt = () => void settle(args, keys, from.master, this.targetOf(to), client.id).then((settled) => {
+      // A key being copied in pieces: hold the request (the client's later ones wait behind it).
+      if (typeof settled !== "string" && settled.target === Target.Held && this.deps.clock.now() < heldUntil) {
+        return void this.deps.clock.setTimer(attempt, HELD_RETRY_MS);
       }
+      this.settled(req, settled, from, to, client);
       next();
     });
+    attempt();
+  }
+
+  private settled(req: Req, settled: Settled | string, from: Shard, to: Shard, client: MigrationClient): void {
+    if (typeof settled === "string") {
+      this.failed(settled);
+      return req.finish(errorReply(`TRYAGAIN key migration failed, retry: ${settled}`));
+    }
+    if (settled.target === Target.Split || settled.target === Target.Held) {
+      this.counts.refused++;
+      return req.finish(settled.target === Target.Split ? SPLIT_REPLY : HELD_REPLY);
+    }
+    if (settled.target === Target.Here) {
+      this.counts.servedOld++;
+      return req.finish(settled.reply);
+    }
+    client.sendTo(req, to.master);
   }
 
   private targetOf(to: Shard): MoveTarget {
@@ -188,6 +200,7 @@ export class Migration {
     return {
       marker: goMarker(conf.name, this.fromId),
       markerValue: this.toId,
+      lockPrefix: new TextDecoder().decode(lockKey(conf.name, new Uint8Array())),
       addr: to.master.conf.addr,
       db: conf.redisDb,
       timeoutMs: Math.max(conf.timeout ?? 0, MIGRATE_TIMEOUT_MS),
@@ -470,6 +483,10 @@ function memcacheMissed(reply: Uint8Array | null, keys: number): boolean {
   return reply[0] !== 0x48 && splitValues(reply).length < keys; // "HD": a hit without a value
 }
 
+const HELD_REPLY = errorReply("TRYAGAIN the key is being moved to its new server, retry");
+/** How long a request for a key being copied in pieces is held, and how often it asks again. */
+const HOLD_MS = 30_000;
+const HELD_RETRY_MS = 5;
 const SPLIT_REPLY = errorReply("TRYAGAIN Multiple keys request during a migration, some keys are big and not moved yet");
 /** A key larger than this is not MIGRATEd in one piece by the mover or a request (~10 ms of copying). */
 export const BIG_KEY_BYTES = 8 * 1024 * 1024;

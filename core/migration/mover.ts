@@ -12,6 +12,7 @@ import type { Server } from "../proxy/server.ts";
 import { ask } from "./copy.ts";
 import { bulkOf, command, integerOf, scanReply } from "./resp.ts";
 import { MOVER_CLIENT, moveBatch, type MoveTarget } from "./store.ts";
+import { copyInPieces } from "./chunks.ts";
 import { goMarker, leaseKey, migratingName, namePrefix, recordKey, RENEW_SCRIPT } from "./coordination.ts";
 
 export const MoverPhase = {
@@ -170,6 +171,8 @@ export class Mover {
     this.deps.notice("every proxy routes moving keys through the old owners: moving keys");
     await Promise.all(this.sources.map((source) => this.moveFrom(source)));
     if (!this.driving || this.stopped) return;
+    await this.copyBigKeys();
+    if (!this.driving || this.stopped) return;
     if (this.bigKeys.length > 0) {
       this.phase = MoverPhase.BigKeysLeft;
       this.deps.notice(`every old server was scanned; ${this.bigKeys.length} big key(s) stay on their old servers until POST /pools/${this.deps.pool}/migration/finish moves them`);
@@ -281,6 +284,22 @@ export class Mover {
       else group.push(key);
     }
     return out;
+  }
+
+  /** Big keys, one at a time, in pieces (chunks.ts); those that cannot be (streams) stay for finish. */
+  private async copyBigKeys(): Promise<void> {
+    const left: BigKey[] = [];
+    for (const big of this.bigKeys.splice(0)) {
+      const failed = await copyInPieces(this.deps.pool, big.key, big.source.master, big.to.master);
+      if (failed === null) {
+        const source = this.sources.find((s) => s.shard === big.source);
+        if (source !== undefined) source.moved++;
+        continue;
+      }
+      left.push(big);
+      this.deps.notice(`big key left on ${big.source.master.conf.id}: ${failed}`);
+    }
+    this.bigKeys.push(...left);
   }
 
   /** POST finish with big keys left: move them whole (each MIGRATE blocks its server for the copy), then done. */

@@ -12,30 +12,34 @@ import { ask } from "./copy.ts";
 import { bulkArrayAt, command, errorOf, integerOf } from "./resp.ts";
 
 /** What the script did with a request: sent it on to the new owner, ran it on the old one, or refused it. */
-export const Target = { New: 0, Here: 1, Split: 2 } as const;
+export const Target = { New: 0, Here: 1, Split: 2, Held: 3 } as const;
 export type Target = (typeof Target)[keyof typeof Target];
 
 /**
- * KEYS: the request's keys. ARGV: the go marker, the value that lets keys move, then host,
- * port, db, timeout ms, big-key bytes, password ('' = none), then the request itself.
- * Until the go marker says so, the request runs here (every proxy still uses the old owner);
- * after, keys that are here move to the new owner first ({0}), except big ones: a request
+ * KEYS: the request's keys. ARGV: the go marker, the value that lets keys move, the lock
+ * prefix, then host, port, db, timeout ms, big-key bytes, password ('' = none), then the
+ * request itself. Until the go marker says so, the request runs here (every proxy still uses
+ * the old owner); after, a key being copied in pieces holds the request ({3}: send it again
+ * shortly); keys that are here move to the new owner first ({0}), except big ones: a request
  * whose keys are all here runs here ({1, reply}); some big and here, others not: {2}.
  */
 const REQUEST_SCRIPT = `
 local function here()
   local cmd = {}
-  for i = 9, #ARGV do cmd[#cmd + 1] = ARGV[i] end
+  for i = 10, #ARGV do cmd[#cmd + 1] = ARGV[i] end
   return {1, redis.pcall(unpack(cmd))}
 end
 if redis.call('GET', ARGV[1]) ~= ARGV[2] then return here() end
+for _, k in ipairs(KEYS) do
+  if redis.call('EXISTS', ARGV[3] .. k) == 1 then return {3} end
+end
 local present, seen, big = {}, {}, false
 for _, k in ipairs(KEYS) do
   local n = redis.call('MEMORY', 'USAGE', k)
   if n and not seen[k] then
     seen[k] = true
     present[#present + 1] = k
-    if n > tonumber(ARGV[7]) then big = true end
+    if n > tonumber(ARGV[8]) then big = true end
   end
 end
 if #present == 0 then return {0} end
@@ -43,7 +47,7 @@ if big then
   if #present == #KEYS then return here() end
   return {2}
 end
-${migrateCall("present", 3)}
+${migrateCall("present", 4)}
 return {0}`;
 
 /**
@@ -79,6 +83,8 @@ export interface MoveTarget {
   /** The go marker's key and the value that lets keys move (the request script checks it). */
   readonly marker: string;
   readonly markerValue: string;
+  /** What a key's lock is called, minus the key (chunks.ts): a locked key's requests are held. */
+  readonly lockPrefix: string;
   readonly addr: Addr;
   readonly db: number;
   readonly timeoutMs: number;
@@ -92,7 +98,9 @@ function destination(to: MoveTarget): string[] {
 }
 
 /** What settle() decided: go on to the new owner, the reply of the request run on the old one, or refused. */
-export type Settled = { target: typeof Target.New | typeof Target.Split } | { target: typeof Target.Here; reply: Uint8Array };
+export type Settled =
+  | { target: typeof Target.New | typeof Target.Split | typeof Target.Held }
+  | { target: typeof Target.Here; reply: Uint8Array };
 
 /**
  * Run the request rule on the old owner `from` for a request (its arguments and keys);
@@ -101,13 +109,15 @@ export type Settled = { target: typeof Target.New | typeof Target.Split } | { ta
 export async function settle(
   args: readonly Uint8Array[], keys: readonly Uint8Array[], from: Server, to: MoveTarget, clientId: number,
 ): Promise<Settled | string> {
-  const bytes = command("EVAL", REQUEST_SCRIPT, String(keys.length), ...keys, to.marker, to.markerValue, ...destination(to), ...args);
+  const bytes = command(
+    "EVAL", REQUEST_SCRIPT, String(keys.length), ...keys, to.marker, to.markerValue, to.lockPrefix, ...destination(to), ...args,
+  );
   const reply = await ask(from, clientId, bytes);
   if (reply === null || reply[0] !== 0x2a) return errorOf(reply) ?? "unexpected reply to the migration script";
   // {code} or {1, reply}: the reply is what follows "*2\r\n:1\r\n", byte for byte.
   const first = reply.indexOf(10) + 1;
   const code = integerOf(reply.subarray(first));
-  if (code === Target.New || code === Target.Split) return { target: code };
+  if (code === Target.New || code === Target.Split || code === Target.Held) return { target: code };
   if (code === Target.Here) return { target: code, reply: reply.slice(reply.indexOf(10, first) + 1) };
   return "unexpected reply to the migration script";
 }

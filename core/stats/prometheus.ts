@@ -250,6 +250,8 @@ function writeMigrationFamilies(out: Exposition, pools: readonly Pool[]): void {
     out.family(name, "gauge", help);
     for (const m of all) out.sample(name, [["pool", m.pool]], value(m));
   };
+  out.family("nutcracker_migration_phase", "gauge", "1 for the phase the pool's migration is in (waiting_for_proxies, moving, paused, big_keys_left, warmup, following, done)");
+  for (const m of all) out.sample("nutcracker_migration_phase", [["pool", m.pool], ["phase", m.status.phase]], 1);
   gauge("nutcracker_migration_running", "1 while a migration moves the pool's keys to a new ring, else 0", (m) => (m.running ? 1 : 0));
   gauge("nutcracker_migration_eta_seconds", "estimated seconds left (store: the background mover; cache: the warmup)", (m) => m.status.eta_seconds);
   gauge("nutcracker_migration_big_keys", "keys over the big-key size left on their old servers, waiting for finish", (m) => m.status.big_keys_left);
