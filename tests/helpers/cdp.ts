@@ -45,7 +45,8 @@ class Connection {
     };
   }
 
-  send(method: string, params: Params = {}, sessionId?: string, timeoutMs = 15_000): Promise<Params> {
+  /** timeoutMs: a deadline for a browser that never answers; generous, as a busy machine took over 15 s to answer Page.enable. */
+  send(method: string, params: Params = {}, sessionId?: string, timeoutMs = 60_000): Promise<Params> {
     const id = this.nextId++;
     const message: Params = { id, method, params };
     if (sessionId !== undefined) message.sessionId = sessionId;
