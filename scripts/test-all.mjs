@@ -18,7 +18,8 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const BIN = join(ROOT, "node_modules", ".bin");
 const RUNTIMES = ["node", "deno", "bun"];
 const envMs = (name, dflt) => Number(process.env[name]) > 0 ? Number(process.env[name]) : dflt;
-const TEST_TIMEOUT = envMs("TEST_TIMEOUT_MS", 60_000);
+// 2 min: a store migration test moves 20,000 keys and copies 28 MB of big keys in one test.
+const TEST_TIMEOUT = envMs("TEST_TIMEOUT_MS", 120_000);
 const FILE_TIMEOUT = envMs("TEST_FILE_TIMEOUT_MS", 300_000);
 // 15 min: real-process suites (replicas, Sentinel, Redis Cluster, workers) take 6-8 min a runtime alone on 2 cores.
 const RUNTIME_TIMEOUT = envMs("TEST_RUNTIME_TIMEOUT_MS", 900_000);

@@ -128,8 +128,8 @@ describe("migration: store mode with two proxy processes", () => {
   });
 
   it("3 -> 2 with the driver killed half way: the other proxy takes over; the driver restarted on the new config joins", async () => {
-    await reload(a, [r[0], r[2]], { migration_rate: 300 });
-    await reload(b, [r[0], r[2]], { migration_rate: 300 });
+    await reload(a, [r[0], r[2]], { migration_rate: 500 });
+    await reload(b, [r[0], r[2]], { migration_rate: 500 });
     assert.ok(await waitFor(async () => {
       const [ma, mb] = [await migration(a), await migration(b)];
       return [ma, mb].some((m) => m.migration?.phase === "moving" && Number(m.migration?.keys_moved) > 100);
