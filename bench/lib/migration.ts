@@ -128,7 +128,7 @@ function command(...args: string[]): Buffer {
 
 /** A client that writes and waits for `count` replies (simple RESP framing: status, integer, bulk, error). */
 class Conn {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private wake: (() => void) | null = null;
 
   private constructor(private readonly sock: net.Socket) {
