@@ -7,7 +7,7 @@
  */
 import { formatAddr } from "../net.ts";
 import { addrKey, parseReplica } from "./addr.ts";
-import type { Parsed } from "./addr.ts";
+import { codeNames } from "./codes.ts";
 import type { Reporter } from "./report.ts";
 import { ReadPolicy } from "./types.ts";
 import type { ServerConf } from "./types.ts";
@@ -36,20 +36,16 @@ export const READ_POLICIES: Readonly<Record<string, ReadPolicy>> = {
   any: ReadPolicy.Any,
 };
 
+const POLICIES = codeNames(READ_POLICIES, "is not a valid read policy");
+
 /**
  * The YAML name of a ReadPolicy code, for messages and the admin API.
  * @example readPolicyName(ReadPolicy.PreferReplica) // "prefer_replica"
  */
-export function readPolicyName(code: ReadPolicy): string {
-  return Object.keys(READ_POLICIES).find((name) => READ_POLICIES[name] === code) ?? String(code);
-}
+export const readPolicyName = POLICIES.name;
 
 /** conf_set_* for `read_policy`: one of READ_POLICIES' names. */
-export function parseReadPolicy(text: string): Parsed<ReadPolicy> {
-  return Object.hasOwn(READ_POLICIES, text)
-    ? { ok: true, value: READ_POLICIES[text] }
-    : { ok: false, phrase: "is not a valid read policy" };
-}
+export const parseReadPolicy = POLICIES.parse;
 
 const ENTRIES = '"hostname:port[:weight]" entries';
 

@@ -74,15 +74,8 @@ function buildMigration(box, pool, m) {
 }
 
 function buildSources(m, v) {
-  var table = el("table", "mig-sources");
-  var hr = el("tr");
-  [["old server", ""], ["scanned", "num"], ["moved", "num"], ["left", "num"], ["progress", "bar"]].forEach(function (h) {
-    hr.appendChild(el("th", h[1], h[0]));
-  });
-  var thead = el("thead");
-  thead.appendChild(hr);
-  table.appendChild(thead);
-  var tbody = el("tbody");
+  var table = headedTable("mig-sources", [["old server", ""], ["scanned", "num"], ["moved", "num"], ["left", "num"], ["progress", "bar"]]);
+  var tbody = table.tBodies[0];
   m.sources.forEach(function (s) {
     var tr = el("tr");
     tr.setAttribute("data-server", s.server);
@@ -98,7 +91,6 @@ function buildSources(m, v) {
     v.sources[s.server] = row;
     tbody.appendChild(tr);
   });
-  table.appendChild(tbody);
   return table;
 }
 
@@ -191,38 +183,10 @@ function describeAction(status, body) {
 function confirmMigrationAction(ev) {
   ev.preventDefault();
   if (pendingAction === null) return;
-  var token = $("migration-token").value.trim();
-  storeToken(token);
-  var headers = { "content-type": "application/json", accept: "application/json" };
-  if (token) headers.authorization = "Bearer " + token;
-  var confirmButton = $("migration-confirm");
-  var result = $("migration-result");
-  confirmButton.disabled = true;
-  result.hidden = false;
-  result.className = "result";
-  setText(result, "Sending\u2026");
-  var status = 0;
-  var url = "pools/" + encodeURIComponent(pendingAction.pool) + "/migration/" + pendingAction.action;
-  fetch(url, { method: "POST", headers: headers, body: "{}", cache: "no-store" })
-    .then(function (res) {
-      status = res.status;
-      return res.json().catch(function () { return { error: "HTTP " + res.status }; });
-    })
-    .then(function (body) {
-      var r = describeAction(status, body);
-      result.className = "result " + (r.ok ? "ok" : "bad");
-      result.setAttribute("data-status", String(status));
-      setText(result, r.text);
-    }, function (err) {
-      result.className = "result bad";
-      result.setAttribute("data-status", "0");
-      setText(result, "The admin API did not answer: " + err.message);
-    })
-    .then(function () {
-      confirmButton.disabled = false;
-      setText($("migration-cancel"), "Close");
-      poll();
-    });
+  sendAction({
+    url: "pools/" + encodeURIComponent(pendingAction.pool) + "/migration/" + pendingAction.action,
+    token: $("migration-token").value.trim(), prefix: "migration", sending: "Sending\u2026", describe: describeAction,
+  });
 }
 
 function startMigrationDialog() {

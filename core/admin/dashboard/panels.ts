@@ -61,22 +61,27 @@ function updateCluster(box, c) {
   box.appendChild(el("div", "redirects", lines.redirects));
   if (lines.error !== "") box.appendChild(el("div", "error bad", lines.error));
   if (c.masters.length === 0) return;
-  var table = el("table", "slots");
-  var hr = el("tr");
-  [["master", ""], ["slots", ""], ["count", "num"]].forEach(function (h) { hr.appendChild(el("th", h[1], h[0])); });
-  var thead = el("thead");
-  thead.appendChild(hr);
-  table.appendChild(thead);
-  var tbody = el("tbody");
+  var table = headedTable("slots", [["master", ""], ["slots", ""], ["count", "num"]]);
   c.masters.forEach(function (m) {
     var tr = el("tr");
     tr.setAttribute("data-master", m.address);
     tr.appendChild(el("td", "addr", m.address));
     tr.appendChild(el("td", "ranges", m.slots));
     tr.appendChild(el("td", "num", String(m.count)));
-    tbody.appendChild(tr);
+    table.tBodies[0].appendChild(tr);
   });
-  table.appendChild(tbody);
   box.appendChild(table);
+}
+
+/** A table of class cls whose header row has one [text, class] cell per entry of heads, and an empty body. */
+function headedTable(cls, heads) {
+  var table = el("table", cls);
+  var hr = el("tr");
+  heads.forEach(function (h) { hr.appendChild(el("th", h[1], h[0])); });
+  var thead = el("thead");
+  thead.appendChild(hr);
+  table.appendChild(thead);
+  table.appendChild(el("tbody"));
+  return table;
 }
 `;

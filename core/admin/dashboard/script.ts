@@ -116,25 +116,35 @@ function closeReload() {
 
 function confirmReload(ev) {
   ev.preventDefault();
-  var token = $("reload-token").value.trim();
-  storeToken(token);
   var dry = $("reload-dry").checked;
+  sendAction({
+    url: dry ? "reload?dry_run=1" : "reload", token: $("reload-token").value.trim(), prefix: "reload",
+    sending: dry ? "Checking\u2026" : "Reloading\u2026", describe: describeReport,
+  });
+}
+
+/**
+ * POST a confirmed action from one of the page's dialogs (ids <prefix>-confirm, -result,
+ * -cancel) with the token, and show what the admin API answered.
+ */
+function sendAction(a) {
+  storeToken(a.token);
   var headers = { "content-type": "application/json", accept: "application/json" };
-  if (token) headers.authorization = "Bearer " + token;
-  var confirmButton = $("reload-confirm");
-  var result = $("reload-result");
+  if (a.token) headers.authorization = "Bearer " + a.token;
+  var confirmButton = $(a.prefix + "-confirm");
+  var result = $(a.prefix + "-result");
   confirmButton.disabled = true;
   result.hidden = false;
   result.className = "result";
-  setText(result, dry ? "Checking\u2026" : "Reloading\u2026");
+  setText(result, a.sending);
   var status = 0;
-  fetch(dry ? "reload?dry_run=1" : "reload", { method: "POST", headers: headers, body: "{}", cache: "no-store" })
+  fetch(a.url, { method: "POST", headers: headers, body: "{}", cache: "no-store" })
     .then(function (res) {
       status = res.status;
       return res.json().catch(function () { return { error: "HTTP " + res.status }; });
     })
     .then(function (body) {
-      var r = describeReport(status, body);
+      var r = a.describe(status, body);
       result.className = "result " + (r.ok ? "ok" : "bad");
       result.setAttribute("data-status", String(status));
       setText(result, r.text);
@@ -145,7 +155,7 @@ function confirmReload(ev) {
     })
     .then(function () {
       confirmButton.disabled = false;
-      setText($("reload-cancel"), "Close");
+      setText($(a.prefix + "-cancel"), "Close");
       poll();
     });
 }
