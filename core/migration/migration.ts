@@ -166,9 +166,9 @@ export class Migration {
   private forwardStore(req: Req, route: Shard, client: MigrationClient, next: () => void): void {
     const from = route.from!;
     const to = route.to!;
-    const { args, keys } = redisRequest(req.bytes);
+    const { args, keys, scriptable } = redisRequest(req.bytes);
     const heldUntil = this.deps.clock.now() + HOLD_MS;
-    const attempt = () => void settle(args, keys, from.master, this.targetOf(to), client.id).then((settled) => {
+    const attempt = () => void settle(args, keys, scriptable, from.master, this.targetOf(to), client.id).then((settled) => {
       // A key being copied in pieces: hold the request (the client's later ones wait behind it).
       if (typeof settled !== "string" && settled.target === Target.Held && this.deps.clock.now() < heldUntil) {
         return void this.deps.clock.setTimer(attempt, HELD_RETRY_MS);

@@ -17,16 +17,18 @@ export type Target = (typeof Target)[keyof typeof Target];
 
 /**
  * KEYS: the request's keys. ARGV: the go marker, the value that lets keys move, the lock
- * prefix, then host, port, db, timeout ms, big-key bytes, password ('' = none), then the
- * request itself. Until the go marker says so, the request runs here (every proxy still uses
- * the old owner); after, a key being copied in pieces holds the request ({3}: send it again
- * shortly); keys that are here move to the new owner first ({0}), except big ones: a request
- * whose keys are all here runs here ({1, reply}); some big and here, others not: {2}.
+ * prefix, then host, port, db, timeout ms, big-key bytes, password ('' = none), whether the
+ * request may run inside a script ('1'), then the request itself. Until the go marker says so,
+ * the request runs here (every proxy still uses the old owner); after, a key being copied in
+ * pieces holds the request ({3}: send it again shortly); a request whose keys are all here runs
+ * here ({1, reply}) when it may run in a script or a key is big (the background mover moves
+ * them: the request costs one round trip, no MIGRATE); otherwise the keys that are here move to
+ * the new owner first ({0}); some big and here, others not: {2}.
  */
 const REQUEST_SCRIPT = `
 local function here()
   local cmd = {}
-  for i = 10, #ARGV do cmd[#cmd + 1] = ARGV[i] end
+  for i = 11, #ARGV do cmd[#cmd + 1] = ARGV[i] end
   return {1, redis.pcall(unpack(cmd))}
 end
 if redis.call('GET', ARGV[1]) ~= ARGV[2] then return here() end
@@ -43,10 +45,8 @@ for _, k in ipairs(KEYS) do
   end
 end
 if #present == 0 then return {0} end
-if big then
-  if #present == #KEYS then return here() end
-  return {2}
-end
+if #present == #KEYS and (big or ARGV[10] == '1') then return here() end
+if big then return {2} end
 ${migrateCall("present", 4)}
 return {0}`;
 
@@ -103,14 +103,15 @@ export type Settled =
   | { target: typeof Target.Here; reply: Uint8Array };
 
 /**
- * Run the request rule on the old owner `from` for a request (its arguments and keys);
- * an error text when the script failed.
+ * Run the request rule on the old owner `from` for a request (its arguments and keys, and
+ * whether it may run inside a script); an error text when the script failed.
  */
 export async function settle(
-  args: readonly Uint8Array[], keys: readonly Uint8Array[], from: Server, to: MoveTarget, clientId: number,
+  args: readonly Uint8Array[], keys: readonly Uint8Array[], scriptable: boolean, from: Server, to: MoveTarget, clientId: number,
 ): Promise<Settled | string> {
   const bytes = command(
-    "EVAL", REQUEST_SCRIPT, String(keys.length), ...keys, to.marker, to.markerValue, to.lockPrefix, ...destination(to), ...args,
+    "EVAL", REQUEST_SCRIPT, String(keys.length), ...keys, to.marker, to.markerValue, to.lockPrefix, ...destination(to),
+    scriptable ? "1" : "0", ...args,
   );
   const reply = await ask(from, clientId, bytes);
   if (reply === null || reply[0] !== 0x2a) return errorOf(reply) ?? "unexpected reply to the migration script";
