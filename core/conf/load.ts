@@ -195,7 +195,7 @@ function checkMigration(draft: PoolDraft, report: Reporter): void {
   const found = draft.settings.get("migration");
   if (found === undefined || found.value === MigrationMode.None) return;
   if (found.value === MigrationMode.Store && setting(draft, "redis") !== true) {
-    throw report.key(draft.name, found.line, "migration", found.text, "store is only valid for a redis pool (it moves keys with MIGRATE)");
+    throw report.key(draft.name, found.line, "migration", found.text, "is only valid for a redis pool (store moves keys with MIGRATE)");
   }
   if (setting(draft, "distribution") === REDIS_CLUSTER) {
     throw report.key(draft.name, found.line, "migration", found.text, "cannot be set with distribution redis_cluster: the cluster moves its slots itself");
