@@ -24,7 +24,7 @@ import { type CacheCopier, memcacheCopier, redisCopier } from "./copy.ts";
 import { memcacheKeys, redisRequest } from "./keys.ts";
 import { type MoveTarget, settle, type Settled, Target } from "./store.ts";
 import { lockKey } from "./chunks.ts";
-import { MOVER_PHASE_NAMES, Mover, MoverPhase } from "./mover.ts";
+import { MOVER_PHASE_NAMES, Mover } from "./mover.ts";
 import { goMarker, ringId } from "./coordination.ts";
 
 export const MigrationPhase = {
