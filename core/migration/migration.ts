@@ -234,18 +234,18 @@ export class Migration {
   }
 
   /**
-   * The write goes to the new owner and the keys are deleted on the old one; the client's
+   * The write goes to the new owner; once it answered, the keys are deleted on the old one (in
+   * that order, so a read in between finds the new value, never a miss on both); the client's
    * reply waits for both, so once a write is acknowledged no fallback can find the old value.
    */
   private writeThenRemove(req: Req, keys: readonly Uint8Array[], from: Server, to: Server, client: MigrationClient): void {
-    const removed = Promise.all(keys.map((key) => this.copier.remove(key, from, client.id)));
-    this.counts.removedOld += keys.length;
     let held = false;
     req.guard = {
       beforeFinish: (req, reply) => {
         if (held) return false;
         held = true;
-        void removed.then(() => req.finish(reply));
+        this.counts.removedOld += keys.length;
+        void Promise.all(keys.map((key) => this.copier.remove(key, from, client.id))).then(() => req.finish(reply));
         return true;
       },
     };
