@@ -57,6 +57,12 @@ export function goMarker(pool: string, from: string): string {
   return `twemproxy-ts:migration:${pool}:from:${from}`;
 }
 
+/** The record's `phase` field as written on the servers (shared with every proxy, so text). */
+export const RecordPhase = { Waiting: "waiting", Moving: "moving", Done: "done" } as const;
+
+/** The record's `cursor` field once an old server was scanned through. */
+export const SCANNED = "done";
+
 /** The per-server record: phase, rings, the mover's cursor and counts. */
 export function recordKey(pool: string): string {
   return `twemproxy-ts:migration:${pool}`;

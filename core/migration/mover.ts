@@ -13,7 +13,7 @@ import { ask } from "./copy.ts";
 import { bulkOf, command, integerOf, scanReply } from "./resp.ts";
 import { MOVER_CLIENT, moveBatch, type MoveTarget } from "./store.ts";
 import { copyInPieces } from "./chunks.ts";
-import { goMarker, leaseKey, migratingName, namePrefix, recordKey, RENEW_SCRIPT } from "./coordination.ts";
+import { goMarker, leaseKey, migratingName, namePrefix, RecordPhase, recordKey, RENEW_SCRIPT, SCANNED } from "./coordination.ts";
 
 export const MoverPhase = {
   /** Another proxy drives; this one waits for its "done". */
@@ -107,12 +107,12 @@ export class Mover {
   private async announce(): Promise<void> {
     const record = await this.readRecord();
     const same = record.from === this.deps.fromId && record.to === this.deps.toId;
-    if (same && record.phase === "done") this.staleEpoch = record.epoch;
-    if (same && record.phase !== "done") return;
+    if (same && record.phase === RecordPhase.Done) this.staleEpoch = record.epoch;
+    if (same && record.phase !== RecordPhase.Done) return;
     const { pool, fromId, toId, fromServers } = this.deps;
     await this.forEachOld(async (server) => {
       await ask(server, MOVER_CLIENT, command("DEL", recordKey(pool)));
-      await ask(server, MOVER_CLIENT, command("HSET", recordKey(pool), "from", fromId, "to", toId, "phase", "waiting", "from_servers", JSON.stringify(fromServers)));
+      await ask(server, MOVER_CLIENT, command("HSET", recordKey(pool), "from", fromId, "to", toId, "phase", RecordPhase.Waiting, "from_servers", JSON.stringify(fromServers)));
     });
   }
 
@@ -205,7 +205,7 @@ export class Mover {
    */
   private async loadCheckpoints(): Promise<void> {
     const first = await this.readRecord();
-    const resuming = first.from === this.deps.fromId && first.to === this.deps.toId && first.phase === "moving" && first.epoch !== null;
+    const resuming = first.from === this.deps.fromId && first.to === this.deps.toId && first.phase === RecordPhase.Moving && first.epoch !== null;
     this.epoch = resuming ? first.epoch! : `${this.deps.proxyId}.${Math.floor(this.deps.clock.now())}`;
     for (const source of this.sources) {
       const record = await this.readRecord(source.shard.master);
@@ -213,8 +213,8 @@ export class Mover {
         await this.checkpoint(source);
         continue;
       }
-      source.cursor = record.cursor === "done" ? "0" : record.cursor;
-      source.done = record.cursor === "done";
+      source.cursor = record.cursor === SCANNED ? "0" : record.cursor;
+      source.done = record.cursor === SCANNED;
       source.moved = Number(record.moved ?? 0);
     }
   }
@@ -248,8 +248,8 @@ export class Mover {
 
   private checkpoint(source: Source): Promise<unknown> {
     return ask(source.shard.master, MOVER_CLIENT, command(
-      "HSET", recordKey(this.deps.pool), "from", this.deps.fromId, "to", this.deps.toId, "phase", "moving", "epoch", this.epoch,
-      "cursor", source.done ? "done" : source.cursor, "moved", String(source.moved), "from_servers", JSON.stringify(this.deps.fromServers),
+      "HSET", recordKey(this.deps.pool), "from", this.deps.fromId, "to", this.deps.toId, "phase", RecordPhase.Moving, "epoch", this.epoch,
+      "cursor", source.done ? SCANNED : source.cursor, "moved", String(source.moved), "from_servers", JSON.stringify(this.deps.fromServers),
     ));
   }
 
@@ -324,7 +324,7 @@ export class Mover {
    */
   private async markDone(): Promise<void> {
     const { pool, fromId, toId } = this.deps;
-    await this.forEachOld((server) => ask(server, MOVER_CLIENT, command("HSET", recordKey(pool), "from", fromId, "to", toId, "phase", "done", "epoch", this.epoch)));
+    await this.forEachOld((server) => ask(server, MOVER_CLIENT, command("HSET", recordKey(pool), "from", fromId, "to", toId, "phase", RecordPhase.Done, "epoch", this.epoch)));
     await this.forEachOld((server) => ask(server, MOVER_CLIENT, command("PEXPIRE", recordKey(pool), String(KEEP_MARKS_MS))));
     await this.forEachOld((server) => ask(server, MOVER_CLIENT, command("PEXPIRE", goMarker(pool, fromId), String(KEEP_MARKS_MS))));
     const newServers = new Set(this.deps.to.shards.map((s) => s.master));
@@ -335,7 +335,7 @@ export class Mover {
 
   private async doneElsewhere(): Promise<boolean> {
     const record = await this.readRecord();
-    return record.from === this.deps.fromId && record.to === this.deps.toId && record.phase === "done" && record.epoch !== this.staleEpoch;
+    return record.from === this.deps.fromId && record.to === this.deps.toId && record.phase === RecordPhase.Done && record.epoch !== this.staleEpoch;
   }
 
   private finished(): void {

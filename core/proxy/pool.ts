@@ -29,7 +29,7 @@ import type { SlotMap } from "../cluster/slots.ts";
 import { Migration, type MigrationStatus } from "../migration/migration.ts";
 import { MigrationMode } from "../conf/types.ts";
 import {
-  migratingName, newProxyId, recordedMigration, recordKey, ringId, stableName, storePreamble,
+  migratingName, newProxyId, RecordPhase, recordedMigration, recordKey, ringId, stableName, storePreamble,
 } from "../migration/coordination.ts";
 import { ask } from "../migration/copy.ts";
 import { command } from "../migration/resp.ts";
@@ -239,7 +239,7 @@ export class Pool {
     for (const shard of this.topology.shards) {
       const reply = await ask(shard.master, MOVER_CLIENT, command("HMGET", recordKey(conf.name), "from", "to", "phase", "from_servers"));
       const found = recordedMigration(reply);
-      if (found === null || found.to !== mine || found.phase === "done") continue;
+      if (found === null || found.to !== mine || found.phase === RecordPhase.Done) continue;
       const servers = found.fromServers.map((line) => parseServer(line));
       if (servers.some((s) => !s.ok)) continue;
       const fromConf = { ...conf, shards: servers.map((s) => ({ primary: (s as { value: ServerConf }).value, replicas: [] })) };
