@@ -8,7 +8,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ConfError, DEFAULTS, loadConf } from "../core/conf/mod.ts";
+import { type ConfError, DEFAULTS, loadConf } from "../core/conf/mod.ts";
+import { confErrorOf } from "./helpers/conf.ts";
 import type { PoolConf } from "../core/conf/mod.ts";
 import { ReadPolicy } from "../core/conf/types.ts";
 
@@ -42,13 +43,7 @@ function only(text: string): PoolConf {
  * with the file, line, pool and key prefix and whose phrase matches `phrase`.
  */
 function rejects(text: string, line: number, key: string, phrase: RegExp | string): ConfError {
-  let caught: unknown = null;
-  try {
-    loadConf(text, FILE);
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
+  const caught = confErrorOf(text, FILE);
   const prefix = `nutcracker: ${FILE}:${line}: pool 'alpha': "${key}"`;
   assert.ok(caught.message.startsWith(prefix), `"${caught.message}" starts with ${prefix}`);
   assert.deepEqual([caught.file, caught.line, caught.pool, caught.key], [FILE, line, "alpha", key]);

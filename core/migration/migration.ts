@@ -76,7 +76,7 @@ export class Migration {
   private readonly deps: MigrationDeps;
   private readonly copier: CacheCopier;
   /** One route object per (old owner, new owner) pair, so multi-key requests group by pair. */
-  private readonly pairs = new Map<string, Shard>();
+  private readonly pairs = new Map<Shard, Map<Shard, Shard>>();
   /** store: the background mover (driving or following another proxy's). */
   private readonly mover: Mover | null;
   /** The rings' identities (connection names, the go marker). */
@@ -142,12 +142,10 @@ export class Migration {
   routeOf(buf: Uint8Array, start: number, end: number, to: Shard): Shard {
     const from = this.from.route(buf, start, end);
     if (from === null || from.id === to.id) return to;
-    const pairKey = `${from.id}\u0000${to.id}`;
-    let pair = this.pairs.get(pairKey);
-    if (pair === undefined || pair.to !== to || pair.from !== from) {
-      pair = { id: to.id, index: to.index, master: to.master, replicas: to.replicas, from, to };
-      this.pairs.set(pairKey, pair);
-    }
+    let byTo = this.pairs.get(from);
+    if (byTo === undefined) this.pairs.set(from, byTo = new Map());
+    let pair = byTo.get(to);
+    if (pair === undefined) byTo.set(to, pair = { id: to.id, index: to.index, master: to.master, replicas: to.replicas, from, to });
     return pair;
   }
 

@@ -10,8 +10,8 @@ export function firstPool(text: string, file: string): PoolConf {
   return loadConf(text, file).pools[0];
 }
 
-/** loadConf(text, file) must throw a ConfError with exactly `message`; returns it. */
-export function expectConfError(text: string, file: string, message: string): ConfError {
+/** The ConfError loadConf(text, file) throws (the test fails when it throws none). */
+export function confErrorOf(text: string, file: string): ConfError {
   let caught: unknown = null;
   try {
     loadConf(text, file);
@@ -19,6 +19,12 @@ export function expectConfError(text: string, file: string, message: string): Co
     caught = err;
   }
   assert.ok(caught instanceof ConfError, `expected a ConfError for:\n${text}`);
+  return caught;
+}
+
+/** loadConf(text, file) must throw a ConfError with exactly `message`; returns it. */
+export function expectConfError(text: string, file: string, message: string): ConfError {
+  const caught = confErrorOf(text, file);
   assert.equal(caught.message, message);
   return caught;
 }
