@@ -15,7 +15,7 @@ import type {
   Net,
 } from "../core/net.ts";
 import { connectTimeoutError, errnoError, netError } from "./errors.ts";
-import { Inbox } from "./inbox.ts";
+import { Inbox, type InboxOwner } from "./inbox.ts";
 import {
   applyUnixMode,
   concatChunks,
@@ -144,7 +144,7 @@ const HANDLERS: BunHandlers = {
 };
 
 /** A Conn over a Bun socket, with its own write queue. */
-class BunConn implements Conn {
+class BunConn implements Conn, InboxOwner {
   onConnect: () => void = noop;
   onData: (chunk: Uint8Array) => void = noop;
   onEnd: () => void = noop;
@@ -157,7 +157,7 @@ class BunConn implements Conn {
   private queue: Uint8Array[] = [];
   private queued = 0;
   private needDrain = false;
-  private inbox = new Inbox((chunk) => this.onData(chunk), () => this.endDelivered());
+  private inbox = new Inbox(this);
   private hardPaused = false;
   private keepAlive = false;
   private ending = false;
@@ -317,7 +317,12 @@ class BunConn implements Conn {
     this.inbox.end();
   }
 
-  private endDelivered(): void {
+  /** InboxOwner: a chunk the core may have now. */
+  deliver(chunk: Uint8Array): void {
+    this.onData(chunk);
+  }
+
+  endDelivered(): void {
     this.onEnd();
     // Our side already shut down too: nothing left to do on this connection.
     if (this.writeShut) this.finish(undefined);

@@ -15,7 +15,7 @@ import type {
   Net,
 } from "../core/net.ts";
 import { connectTimeoutError, netError } from "./errors.ts";
-import { Inbox } from "./inbox.ts";
+import { Inbox, type InboxOwner } from "./inbox.ts";
 import {
   applyUnixMode,
   concatChunks,
@@ -119,7 +119,7 @@ function acceptedRemote(raw: RawConn, addr: Addr): string {
 // ---- conn -------------------------------------------------------------------
 
 /** A Conn over a Deno.Conn, with its own read loop and write queue. */
-class DenoConn implements Conn {
+class DenoConn implements Conn, InboxOwner {
   onConnect: () => void = noop;
   onData: (chunk: Uint8Array) => void = noop;
   onEnd: () => void = noop;
@@ -133,7 +133,7 @@ class DenoConn implements Conn {
   private queued = 0;
   private writing = false;
   private needDrain = false;
-  private inbox = new Inbox((chunk) => this.onData(chunk), () => this.endDelivered());
+  private inbox = new Inbox(this);
   private wake: (() => void) | null = null;
   private ending = false;
   private writeShut = false;
@@ -264,7 +264,12 @@ class DenoConn implements Conn {
     this.inbox.end();
   }
 
-  private endDelivered(): void {
+  /** InboxOwner: a chunk the core may have now. */
+  deliver(chunk: Uint8Array): void {
+    this.onData(chunk);
+  }
+
+  endDelivered(): void {
     this.onEnd();
     // Our side already shut down too: nothing left to do on this connection.
     if (this.writeShut) this.finish(undefined);

@@ -6,6 +6,12 @@
  */
 import { HIGH_WATER_MARK } from "./common.ts";
 
+/** The conn an Inbox hands its events to (its methods, not closures: one less pair of objects per conn). */
+export interface InboxOwner {
+  deliver(chunk: Uint8Array): void;
+  endDelivered(): void;
+}
+
 /** Chunks read while paused, and whether the peer's FIN is waiting behind them. */
 export class Inbox {
   private paused = false;
@@ -13,13 +19,11 @@ export class Inbox {
   private held: Uint8Array[] = [];
   private heldBytes = 0;
   private endHeld = false;
-  private readonly deliverData: (chunk: Uint8Array) => void;
-  private readonly deliverEnd: () => void;
+  private readonly owner: InboxOwner;
 
-  /** `deliverData` and `deliverEnd` hand events to the core's current handlers. */
-  constructor(deliverData: (chunk: Uint8Array) => void, deliverEnd: () => void) {
-    this.deliverData = deliverData;
-    this.deliverEnd = deliverEnd;
+  /** `owner` hands the events to the core's current handlers. */
+  constructor(owner: InboxOwner) {
+    this.owner = owner;
   }
 
   /** Paused with this much held: the adapter should stop reading from the socket. */
@@ -30,7 +34,7 @@ export class Inbox {
   /** A chunk read from the socket: delivered now, or held while paused. */
   data(chunk: Uint8Array): void {
     if (this.stopped) return;
-    if (!this.paused && this.held.length === 0) return this.deliverData(chunk);
+    if (!this.paused && this.held.length === 0) return this.owner.deliver(chunk);
     this.held.push(chunk);
     this.heldBytes += chunk.length;
   }
@@ -42,7 +46,7 @@ export class Inbox {
       this.endHeld = true;
       return;
     }
-    this.deliverEnd();
+    this.owner.endDelivered();
   }
 
   pause(): void {
@@ -67,10 +71,10 @@ export class Inbox {
     while (!this.paused && !this.stopped && this.held.length > 0) {
       const chunk = this.held.shift() as Uint8Array;
       this.heldBytes -= chunk.length;
-      this.deliverData(chunk);
+      this.owner.deliver(chunk);
     }
     if (this.paused || this.stopped || !this.endHeld) return;
     this.endHeld = false;
-    this.deliverEnd();
+    this.owner.endDelivered();
   }
 }

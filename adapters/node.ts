@@ -46,7 +46,7 @@ async function listen(
   shared = false,
 ): Promise<Listener> {
   const server = net.createServer(SOCKET_OPTIONS, (socket) => {
-    onConn(new NodeConn(socket, acceptedRemote(socket, addr)));
+    onConn(new NodeConn(socket, addr));
   });
   return await startServer(server, addr, opts.backlog, shared);
 }
@@ -98,6 +98,28 @@ function acceptedRemote(socket: net.Socket, addr: Addr): string {
 
 // ---- conn -------------------------------------------------------------------
 
+/**
+ * The socket's events go to its NodeConn through listeners shared by every socket (Node calls
+ * them with the socket as `this`), not five closures made per connection: idle clients are many.
+ */
+const OWNER = Symbol("NodeConn");
+type OwnedSocket = net.Socket & { [OWNER]: NodeConn };
+function onSocketData(this: OwnedSocket, chunk: Uint8Array): void {
+  this[OWNER].onData(plainBytes(chunk));
+}
+function onSocketEnd(this: OwnedSocket): void {
+  this[OWNER].onEnd();
+}
+function onSocketDrain(this: OwnedSocket): void {
+  this[OWNER].onDrain();
+}
+function onSocketError(this: OwnedSocket, err: Error): void {
+  this[OWNER].socketError(err);
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[OWNER].finish();
+}
+
 /** A Conn over a net.Socket; every runtime event funnels into one close path. */
 class NodeConn implements Conn {
   onConnect: () => void = noop;
@@ -105,7 +127,10 @@ class NodeConn implements Conn {
   onEnd: () => void = noop;
   onDrain: () => void = noop;
   onClose: (err?: Error) => void = noop;
-  readonly remote: string;
+  /** The peer's "host:port", asked for when first needed (most clients are never asked). */
+  private remote_: string | null;
+  /** The listen address an accepted socket came in on; null for our own connections. */
+  private readonly acceptedOn: Addr | null;
 
   private socket: net.Socket;
   private error: Error | undefined = undefined;
@@ -114,16 +139,25 @@ class NodeConn implements Conn {
   private connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private endTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(socket: net.Socket, remote: string) {
+  /** `from`: the listen address it was accepted on, or the peer's address string for a connect. */
+  constructor(socket: net.Socket, from: Addr | string) {
     this.socket = socket;
-    this.remote = remote;
-    socket.on("data", (chunk: Uint8Array) => this.onData(plainBytes(chunk)));
-    socket.on("end", () => this.onEnd());
-    socket.on("drain", () => this.onDrain());
-    socket.on("error", (err) => {
-      this.error ??= netError(err);
-    });
-    socket.on("close", () => this.finish());
+    this.acceptedOn = typeof from === "string" ? null : from;
+    this.remote_ = typeof from === "string" ? from : null;
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on("data", onSocketData);
+    socket.on("end", onSocketEnd);
+    socket.on("drain", onSocketDrain);
+    socket.on("error", onSocketError);
+    socket.on("close", onSocketClose);
+  }
+
+  socketError(err: Error): void {
+    this.error ??= netError(err);
+  }
+
+  get remote(): string {
+    return (this.remote_ ??= acceptedRemote(this.socket, this.acceptedOn!));
   }
 
   get bufferedBytes(): number {
@@ -169,7 +203,7 @@ class NodeConn implements Conn {
     this.connectTimer = setTimeout(() => this.destroy(connectTimeoutError()), ms);
   }
 
-  private finish(): void {
+  finish(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.connectTimer);

@@ -46,8 +46,8 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   private inputEnded = false;
   /** The dedicated server connection requests to one shard go to (a transaction), or null. */
   private pin_: { shard: Shard; conn: ServerConn } | null = null;
-  /** Dedicated connections this client still owes replies on: closed with the client. */
-  private readonly dedicatedInUse = new Set<ServerConn>();
+  /** Dedicated connections this client still owes replies on: closed with the client (made on first use). */
+  private dedicatedInUse: Set<ServerConn> | null = null;
   /** read_your_writes: per shard written to, the replica-check round its replicas must have reached. */
   private fences: Fences | null = null;
   private quitting = false;
@@ -124,7 +124,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     const conn = route.master.takeDedicated();
     if (conn === null) return false;
     this.pin_ = { shard: route, conn };
-    this.dedicatedInUse.add(conn);
+    (this.dedicatedInUse ??= new Set()).add(conn);
     return true;
   }
 
@@ -133,7 +133,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
     if (pin === null) return;
     this.pin_ = null;
     pin.conn.whenIdle(() => {
-      this.dedicatedInUse.delete(pin.conn);
+      this.dedicatedInUse?.delete(pin.conn);
       pin.shard.master.giveBack(pin.conn);
     });
   }
@@ -415,7 +415,7 @@ export class ClientConn implements SessionHost, ReqOwner, Flushable, QueueWaiter
   }
 
   private dropDedicated(): void {
-    for (const conn of this.dedicatedInUse) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
+    for (const conn of this.dedicatedInUse ?? []) conn.close(closeError(CloseReason.ByProxy, "Connection closed by proxy"));
     this.pin_ = null;
   }
 

@@ -31,7 +31,6 @@ import { LOCAL_COMMANDS } from "./redis_local.ts";
 import { fragmentMultiKey } from "./redis_frag.ts";
 import { argBytes, argInt } from "./redis_args.ts";
 import { FAN_OUT_COMMANDS } from "./redis_fanout.ts";
-import { ClientState } from "./redis_client_cmds.ts";
 import { sendBlocking, Transaction } from "./redis_txn.ts";
 import { notInSubscribedMode, PubSub, SUBSCRIBED_MODE_COMMANDS } from "./redis_pubsub.ts";
 
@@ -42,12 +41,10 @@ export class RedisSession implements Session {
   /** True once AUTH succeeded, or when the pool has no redis_auth. */
   authed: boolean;
   readonly slots = new RequestSlots();
-  /** Scratch for the argument numbers of a request's keys (keysOnOneShard). */
-  private readonly keyArgs: number[] = [];
-  /** CLIENT SETNAME/GETNAME/ID/INFO: this connection's own state (redis_client_cmds.ts). */
-  readonly client = new ClientState();
-  /** MULTI/EXEC and WATCH state (see redis_txn.ts). */
-  private readonly txn = new Transaction();
+  /** CLIENT SETNAME's name; null when none is set (or it was set to ""). */
+  clientName: Uint8Array | null = null;
+  /** MULTI/EXEC and WATCH state (see redis_txn.ts), once the client used any of them: most never do. */
+  private txn: Transaction | null = null;
   /** Subscriptions, once the client subscribed to anything (redis_pubsub.ts). */
   private pubsub: PubSub | null = null;
 
@@ -101,19 +98,20 @@ export class RedisSession implements Session {
     if (spec.name === "ping" && this.pubsub?.active === true) {
       return void host.replyLocal(this.pubsub.pong(slots.argc > 1 ? argBytes(buf, slots, 1) : null));
     }
-    if (spec.kind === Kind.Transaction) return this.txn.control({ spec, buf, slots, pos, end }, host);
-    if (this.txn.inMulti && queuedInMulti(spec)) return this.txn.queue({ spec, buf, slots, pos, end }, host);
+    if (spec.kind === Kind.Transaction) return (this.txn ??= new Transaction()).control({ spec, buf, slots, pos, end }, host);
+    const multi = this.txn?.inMulti === true ? this.txn : null;
+    if (multi !== null && queuedInMulti(spec)) return multi.queue({ spec, buf, slots, pos, end }, host);
     if (spec.kind === Kind.Local) return LOCAL_COMMANDS[spec.name](this, buf, host);
     if (spec.kind === Kind.Unsupported) {
       // Refused while queueing: as Redis does for a rejected command, EXEC will abort.
-      if (this.txn.inMulti) return this.txn.refuse(host, unsupportedCommandError(spec));
+      if (multi !== null) return multi.refuse(host, unsupportedCommandError(spec));
       return void host.replyLocal(unsupportedCommandError(spec));
     }
     if (spec.kind === Kind.Blocking) return sendBlocking({ spec, buf, slots, pos, end }, host);
     if (spec.kind === Kind.MultiKey && fragmentMultiKey(spec, buf, slots, end - pos, host)) return;
     if (spec.kind === Kind.FanOut) {
       // Every server at once has no place in one server's transaction.
-      if (this.txn.inMulti) return this.txn.refuse(host, FAN_OUT_IN_MULTI);
+      if (multi !== null) return multi.refuse(host, FAN_OUT_IN_MULTI);
       return FAN_OUT_COMMANDS[spec.name](this, buf, pos, end, host);
     }
     this.forwardByKey(spec, buf, pos, end, host);
@@ -126,7 +124,7 @@ export class RedisSession implements Session {
       if (argInt(buf, slots, 2) < 1) return void host.replyLocal(EVAL_NO_KEYS);
       keyArg = 3;
     }
-    if (spec.several && !keysOnOneShard(spec, buf, slots, host, this.keyArgs)) return void host.replyLocal(CROSSSLOT_REPLY);
+    if (spec.several && !keysOnOneShard(spec, buf, slots, host, KEY_ARGS)) return void host.replyLocal(CROSSSLOT_REPLY);
     const req = host.newReq(buf.subarray(pos, end), end - pos);
     req.command = spec.name;
     req.read = spec.readonly;
@@ -165,6 +163,8 @@ export function keysOnOneShard(
   return true;
 }
 
+/** Scratch for the argument numbers of a request's keys (keysOnOneShard): used and done within one call. */
+const KEY_ARGS: number[] = [];
 /** Commands a client may send before AUTH, as with Redis. */
 const PRE_AUTH = new Set(["auth", "quit", "hello"]);
 const NOAUTH = errorReply("NOAUTH Authentication required.");

@@ -12,12 +12,6 @@ import type { SessionHost } from "./protocol.ts";
 import type { RedisSession } from "./redis.ts";
 import { argBytes, argEquals } from "./redis_args.ts";
 
-/** What CLIENT sets and reads on one client connection. */
-export class ClientState {
-  /** CLIENT SETNAME's name; null when none is set (or it was set to ""). */
-  name: Uint8Array | null = null;
-}
-
 type Subcommand = { readonly argc: number; readonly run: (session: RedisSession, buf: Uint8Array, host: SessionHost) => Uint8Array };
 
 const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
@@ -26,11 +20,11 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
     run(session, buf) {
       const name = argBytes(buf, session.slots, 2);
       for (const byte of name) if (byte < 0x21 || byte > 0x7e) return BAD_NAME;
-      session.client.name = name.length === 0 ? null : name.slice();
+      session.clientName = name.length === 0 ? null : name.slice();
       return OK_REPLY;
     },
   },
-  getname: { argc: 2, run: (session) => bulkReply(session.client.name) },
+  getname: { argc: 2, run: (session) => bulkReply(session.clientName) },
   id: { argc: 2, run: (_session, _buf, host) => integerReply(clientId(host)) },
   info: { argc: 2, run: (session, _buf, host) => bulkReply(latin1Bytes(clientInfoLine(session, host))) },
 };
@@ -57,7 +51,7 @@ function clientId(host: SessionHost): number {
 
 /** A CLIENT LIST / CLIENT INFO line for this connection, in Redis's field order (fields the proxy has). */
 function clientInfoLine(session: RedisSession, host: SessionHost): string {
-  const name = session.client.name === null ? "" : latin1String(session.client.name);
+  const name = session.clientName === null ? "" : latin1String(session.clientName);
   const fields = [
     `id=${clientId(host)}`,
     `addr=${host.remote}`,
