@@ -50,7 +50,6 @@ export function fragmentMultiKey(
   return true;
 }
 
-/** Map shard -> key numbers (0-based, in request order); null collects keys no live shard owns. */
 /**
  * Key numbers (0-based, in request order) by the part they travel in: one per shard, or in a
  * Redis Cluster one per hash slot (a node refuses a multi-key command spanning its slots).
@@ -61,7 +60,8 @@ function groupKeysByShard(
   const groups = new Map<Route | null | number, { route: Route | null; keys: number[] }>();
   for (let k = 0; k < keyCount; k++) {
     const arg = 1 + k * step;
-    const [start, end] = [slots.argStart[arg], slots.argEnd[arg]];
+    const start = slots.argStart[arg];
+    const end = slots.argEnd[arg];
     const route = host.route(buf, start, end);
     const slot = host.slotOf(buf, start, end);
     const group = groups.get(slot >= 0 ? slot : route);
