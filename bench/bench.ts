@@ -11,12 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clockTicks, installCleanup, maxOpenFiles, runTool, stopAll } from "./lib/proc.ts";
 import {
-  externalTarget, type ProxyProcess, RUNTIMES, type RuntimeName, startAcceptLoop, startMemcached, startNutcracker,
+  externalTarget, idleHeap, type ProxyProcess, RUNTIMES, type RuntimeName, startAcceptLoop, startMemcached, startNutcracker,
   startProxyOn, startRedis, type Started, stopProxy, type Target,
 } from "./lib/targets.ts";
 import { type McTest, type RedisTest, REDIS_BENCH_ARGS, runMemcslap, runRedisBenchmark, type Sample } from "./lib/tools.ts";
 import { checkMemcache, checkRedis, type IdleResult, idleRss } from "./lib/idle.ts";
-import { idleTable, machineHeader, type Series, testTable, warnings } from "./lib/report.ts";
+import { idleHeapTable, idleTable, machineHeader, type Series, testTable, warnings } from "./lib/report.ts";
+import type { HeapResult } from "./lib/idle_heap.ts";
 import { replicasSection } from "./lib/replicas.ts";
 import { migrationSection } from "./lib/migration.ts";
 import { clusterSection } from "./lib/cluster.ts";
@@ -42,7 +43,9 @@ const USAGE = `npm run bench -- [flags]
   --cluster-replicas N  cluster section: replicas per master (default 0)
   --mc-threads N        memcslap -c (default 10)   --mc-ops N  memcslap -e per thread (default 10000)
   --idle N              idle client connections (default 10000, capped by the fd limits); the idle
-                        section also measures an empty accept loop per runtime (lib/accept_loop.ts)
+                        section also measures an empty accept loop per runtime (lib/accept_loop.ts),
+                        then both again by JS heap after full GCs in one process (lib/idle_heap.ts,
+                        up to 5000 clients)
   --clients-high N      redis-benchmark -c of the high-concurrency rows (default 200; 0 = leave them out)
   --out FILE            also write the markdown there`;
 
@@ -299,6 +302,13 @@ async function main(): Promise<void> {
       }
       for (const l of loops) await stopProxy(l);
       out.push("### Idle client connections (RSS of the proxy process)", "", `${note}.`, "", idleTable(idle), "");
+      const heapCount = Math.min(count, 5000);
+      const heap: HeapResult[] = [];
+      for (const rt of o.only) {
+        log(`idle connections, JS heap: ${rt}, ${heapCount}`);
+        heap.push(await idleHeap(rt, heapCount, 300000));
+      }
+      out.push("### Idle client connections (JS heap after full GC, in one process)", "", idleHeapTable(heap), "");
     }
     if (o.sections.has("replicas")) {
       // After the other sections' proxies are gone, so they cost no CPU here.

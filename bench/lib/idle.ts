@@ -69,7 +69,7 @@ export interface IdleResult {
 }
 
 /** Open up to `count` connections in batches (each batch bounded by 10 s). */
-async function openMany(host: string, port: number, count: number, batch: number): Promise<{ socks: net.Socket[]; note: string }> {
+export async function openMany(host: string, port: number, count: number, batch: number): Promise<{ socks: net.Socket[]; note: string }> {
   const socks: net.Socket[] = [];
   while (socks.length < count) {
     const n = Math.min(batch, count - socks.length);
@@ -100,7 +100,7 @@ function openOne(host: string, port: number): Promise<net.Socket | null> {
 }
 
 /** PING every socket once; resolves with how many answered +PONG within `timeoutMs`. */
-function pingAll(socks: net.Socket[], timeoutMs: number): Promise<number> {
+export function pingAll(socks: net.Socket[], timeoutMs: number): Promise<number> {
   return new Promise((resolve) => {
     let answered = 0;
     const timer = setTimeout(() => resolve(answered), timeoutMs);
@@ -122,7 +122,7 @@ function pingAll(socks: net.Socket[], timeoutMs: number): Promise<number> {
 }
 
 /** Close with RST so 10,000 client ports do not sit in TIME_WAIT. */
-function closeAll(socks: net.Socket[]): void {
+export function closeAll(socks: net.Socket[]): void {
   for (const sock of socks) {
     const s = sock as net.Socket & { resetAndDestroy?: () => void };
     if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();

@@ -7,6 +7,7 @@ import { cpus, release } from "node:os";
 import { readFileSync } from "node:fs";
 import type { Sample } from "./tools.ts";
 import type { IdleResult } from "./idle.ts";
+import type { HeapResult } from "./idle_heap.ts";
 
 /** Median of the finite numbers (NaN if none). */
 export function median(xs: number[]): number {
@@ -134,5 +135,21 @@ export function idleTable(results: IdleResult[]): string {
     mb(r.closed),
   ]);
   const head = ["proxy", "conns", "RSS before MB", "open MB", "B/conn", "after 1 PING MB", "B/conn", "closed MB"];
+  return table(head, rows);
+}
+
+/** JS heap bytes per idle client (lib/idle_heap.ts): the proxy, the runtime's empty accept loop, and the difference. */
+export function idleHeapTable(results: HeapResult[]): string {
+  const rows = results.map((r) => [
+    r.runtime,
+    int(r.count),
+    int(r.loopOpen),
+    int(r.proxyOpen),
+    int(r.proxyOpen - r.loopOpen),
+    int(r.loopPinged),
+    int(r.proxyPinged),
+    int(r.proxyPinged - r.loopPinged),
+  ]);
+  const head = ["runtime", "conns", "open: empty loop B/conn", "proxy", "proxy − loop", "after 1 PING: loop", "proxy", "proxy − loop"];
   return table(head, rows);
 }

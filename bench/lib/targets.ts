@@ -7,8 +7,9 @@
 import { realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { descendants, freePort, listenerPid, sleep, spawnTracked, stop, type Tracked, waitForPort } from "./proc.ts";
+import { descendants, freePort, listenerPid, runTool, sleep, spawnTracked, stop, type Tracked, waitForPort } from "./proc.ts";
 import { REFERENCE } from "./report.ts";
+import type { HeapResult } from "./idle_heap.ts";
 
 /** Repository root (absolute). */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -206,6 +207,21 @@ export async function startAcceptLoop(runtime: RuntimeName, dir: string): Promis
   });
   const target: Target = { name: `${runtime}: empty accept loop`, host: HOST, port: started.port, pids: [started.pid] };
   return { runtime, started, mcPort: null, logFile, target };
+}
+
+/**
+ * The in-process JS heap measurement (lib/idle_heap.ts) on `runtime`, with its garbage
+ * collector exposed: bytes per idle client of the proxy and of the empty accept loop.
+ */
+export async function idleHeap(runtime: RuntimeName, count: number, timeoutMs: number): Promise<HeapResult> {
+  const [cmd, prefix] = RUNTIME_COMMANDS[runtime]();
+  const flags = prefix.slice(0, -1); // without "mod.ts"
+  if (runtime === "node") flags.unshift("--expose-gc");
+  if (runtime === "deno") flags.splice(2, 0, "--v8-flags=--expose-gc"); // after "run -A"
+  const r = await runTool(cmd, [...flags, "bench/lib/idle_heap.ts", String(count)], timeoutMs, ROOT);
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  if (r.code !== 0 || !line.startsWith("{")) throw new Error(`idle heap on ${runtime} failed: ${(r.stderr || r.stdout).trim().slice(-300)}`);
+  return JSON.parse(line) as HeapResult;
 }
 
 /** Stop a proxy: the launcher, and the other processes measured too if they are not the launcher. */
