@@ -15,9 +15,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { killStarted, startCli, waitUntil } from "./helpers/cli.ts";
-import { type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
+import { assertFitsScreens, type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
 import { startLoad, type Load } from "./helpers/load.ts";
 import { freePort } from "./helpers/ports.ts";
 import { runtimeName } from "./helpers/runtime.ts";
@@ -25,7 +24,6 @@ import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { SentinelSetup } from "./helpers/sentinel.ts";
 
 const TOKEN = "dashboard-browser-token-5c1e";
-const ARTIFACTS = process.env.TEST_ARTIFACTS ?? path.join(os.tmpdir(), "twemproxy-ts-artifacts");
 
 /** Text of the element matching `selector`, as an expression evaluated in the page. */
 const textOf = (selector: string) => `(document.querySelector(${JSON.stringify(selector)}) || {}).textContent`;
@@ -158,17 +156,7 @@ describe("the dashboard in headless Chromium", { skip: hasChromium() ? false : "
   });
 
   it("fits a phone and a wide screen, in dark and light mode (screenshots as artifacts)", async () => {
-    const shots: string[] = [];
-    for (const v of [{ width: 390, height: 844, mobile: true, dark: true }, { width: 1440, height: 900, dark: false }]) {
-      await page.setViewport(v);
-      await new Promise((r) => setTimeout(r, 300));
-      const overflow = await page.eval<number>("document.documentElement.scrollWidth - window.innerWidth");
-      assert.ok(overflow <= 0, `${v.width} px wide: the page is ${overflow} px wider than the screen`);
-      const file = path.join(ARTIFACTS, `dashboard-${runtimeName()}-${v.width}x${v.height}${v.dark ? "-dark" : ""}.png`);
-      await page.screenshot(file);
-      assert.ok(fs.statSync(file).size > 10_000);
-      shots.push(file);
-    }
+    const shots = await assertFitsScreens(page, "dashboard");
     console.log(`# screenshots: ${shots.join(" ")}`);
     assert.deepEqual(page.errors, []);
   });

@@ -14,16 +14,13 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { killStarted, startCli, waitUntil } from "./helpers/cli.ts";
-import { type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
+import { assertFitsScreens, type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
 import { type ClusterNode, keySlot, RedisCluster } from "./helpers/cluster.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RespClient } from "./helpers/resp.ts";
-import { runtimeName } from "./helpers/runtime.ts";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 
-const ARTIFACTS = process.env.TEST_ARTIFACTS ?? path.join(os.tmpdir(), "twemproxy-ts-artifacts");
 const textOf = (selector: string) => `(document.querySelector(${JSON.stringify(selector)}) || {}).textContent`;
 const panel = (pool: string) => `section[data-pool="${pool}"] .cluster`;
 
@@ -137,15 +134,7 @@ describe("the dashboard's Redis Cluster panel in headless Chromium", { skip: has
   });
 
   it("fits the panel on a phone and a wide screen (screenshots as artifacts)", async () => {
-    for (const v of [{ width: 390, height: 844, mobile: true, dark: true }, { width: 1440, height: 900, dark: false }]) {
-      await page.setViewport(v);
-      await new Promise((r) => setTimeout(r, 300));
-      const overflow = await page.eval<number>("document.documentElement.scrollWidth - window.innerWidth");
-      assert.ok(overflow <= 0, `${v.width} px wide: the page is ${overflow} px wider than the screen`);
-      const file = path.join(ARTIFACTS, `dashboard-cluster-${runtimeName()}-${v.width}x${v.height}${v.dark ? "-dark" : ""}.png`);
-      await page.screenshot(file);
-      assert.ok(fs.statSync(file).size > 10_000);
-    }
+    await assertFitsScreens(page, "dashboard-cluster");
     assert.deepEqual(page.errors, []);
   });
 });

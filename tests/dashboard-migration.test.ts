@@ -14,18 +14,15 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { killStarted, startCli, waitUntil } from "./helpers/cli.ts";
-import { type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
+import { assertFitsScreens, type Browser, hasChromium, launchChromium, type Page } from "./helpers/cdp.ts";
 import { freePort } from "./helpers/ports.ts";
 import { encodePipeline } from "./helpers/resp.ts";
 import { poolYaml } from "./helpers/reload.ts";
-import { runtimeName } from "./helpers/runtime.ts";
 import { type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { PipeClient } from "./helpers/soak.ts";
 
 const TOKEN = "dashboard-migration-token-7a2d";
-const ARTIFACTS = process.env.TEST_ARTIFACTS ?? path.join(os.tmpdir(), "twemproxy-ts-artifacts");
 const KEYS = 2000;
 
 const textOf = (selector: string) => `(document.querySelector(${JSON.stringify(selector)}) || {}).textContent`;
@@ -159,15 +156,7 @@ describe("the dashboard's migration panel in headless Chromium", { skip: hasChro
   });
 
   it("fits the panel on a phone and a wide screen, dark and light (screenshots as artifacts)", async () => {
-    for (const v of [{ width: 390, height: 844, mobile: true, dark: true }, { width: 1440, height: 900, dark: false }]) {
-      await page.setViewport(v);
-      await new Promise((res) => setTimeout(res, 300));
-      const overflow = await page.eval<number>("document.documentElement.scrollWidth - window.innerWidth");
-      assert.ok(overflow <= 0, `${v.width} px wide: the page is ${overflow} px wider than the screen`);
-      const file = path.join(ARTIFACTS, `dashboard-migration-${runtimeName()}-${v.width}x${v.height}${v.dark ? "-dark" : ""}.png`);
-      await page.screenshot(file);
-      assert.ok(fs.statSync(file).size > 10_000);
-    }
+    await assertFitsScreens(page, "dashboard-migration");
     assert.deepEqual(page.errors, []);
   });
 });

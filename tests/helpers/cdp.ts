@@ -11,12 +11,14 @@
  *   await page.waitFor("document.querySelector('[data-pool]') !== null", "a pool");
  *   await browser.close();
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { TextSocket } from "./websocket.ts";
+import { runtimeName } from "./runtime.ts";
 
 /** Where Debian's package puts the browser (scripts/setup.sh installs it). */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -276,4 +278,29 @@ function stopProcess(child: ChildProcess): void {
   } catch {
     // Already gone.
   }
+}
+
+/** Where browser tests write their screenshots (not committed). */
+export const ARTIFACTS = process.env.TEST_ARTIFACTS ?? path.join(os.tmpdir(), "twemproxy-ts-artifacts");
+
+/** The two screens every dashboard page must fit: a phone in dark mode, a wide screen in light mode. */
+const SCREENS: readonly Viewport[] = [{ width: 390, height: 844, mobile: true, dark: true }, { width: 1440, height: 900, dark: false }];
+
+/**
+ * Assert the page is no wider than a phone's and a wide screen's viewport, saving a screenshot
+ * of each as `<name>-<runtime>-<size>[-dark].png` under ARTIFACTS; returns the files.
+ */
+export async function assertFitsScreens(page: Page, name: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const v of SCREENS) {
+    await page.setViewport(v);
+    await new Promise((r) => setTimeout(r, 300));
+    const overflow = await page.eval<number>("document.documentElement.scrollWidth - window.innerWidth");
+    assert.ok(overflow <= 0, `${v.width} px wide: the page is ${overflow} px wider than the screen`);
+    const file = path.join(ARTIFACTS, `${name}-${runtimeName()}-${v.width}x${v.height}${v.dark ? "-dark" : ""}.png`);
+    await page.screenshot(file);
+    assert.ok(fs.statSync(file).size > 10_000);
+    files.push(file);
+  }
+  return files;
 }
