@@ -1,5 +1,5 @@
 /**
- * Zero-downtime restart through the real CLI: `--workers 2`, then three restarts (SIGUSR2
+ * Zero-downtime restart through the real CLI: `--workers 2`, then five restarts (SIGUSR2
  * and POST /restart) while clients open a new connection per request and a long-lived
  * client pipelines INCRs. A failed request is an error reply, no reply, or a refused or reset
  * connection. The long-lived client is closed by each old generation after its drain timeout
@@ -21,7 +21,7 @@ import { runtimeName } from "./helpers/runtime.ts";
 import { isAlive, type ServerProcess, startRedis } from "./helpers/servers.ts";
 import { killWorkers, startSupervised, type Supervised, workers } from "./helpers/workers.ts";
 
-const RESTARTS = 3;
+const RESTARTS = 5;
 /** Concurrent connect-and-request loops. */
 const LOOPS = 4;
 /** Requests the long-lived client keeps in flight. */
@@ -175,7 +175,7 @@ describe("zero-downtime restart with --workers", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("3 restarts under a connect-per-request loop and a pipelining client: no failed request", async () => {
+  it("5 restarts under a connect-per-request loop and a pipelining client: no failed request", async () => {
     // The old generation closes the clients it still has at its drain deadline, by design. A
     // loop client it accepted just before it stopped accepting must get its request read
     // before then even on a loaded machine: 300 ms was not always enough (CI-like full runs).
